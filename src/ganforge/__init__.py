@@ -1,0 +1,15 @@
+"""ganforge: train the classic GANs correctly on a laptop CPU in minutes.
+
+    import ganforge
+    cfg = ganforge.resolve_config("mnist-mlp-bn", overrides={"train.epochs": 5})
+    run = ganforge.train(cfg, "runs/mine")
+    images = ganforge.load("runs/mine").sample(16)   # (16, 1, 28, 28) in [0, 1]
+"""
+
+from .api import LoadedGAN, Run, load
+from .config import Config, preset_names, resolve_config
+from .errors import GanforgeError
+from .train import train
+
+__all__ = ["Config", "GanforgeError", "LoadedGAN", "Run", "load", "preset_names", "resolve_config", "train"]
+__version__ = "0.1.0"

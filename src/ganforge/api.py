@@ -1,0 +1,125 @@
+"""What a user holds after training: a :class:`Run` (a run directory) and a :class:`LoadedGAN`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from torch import nn
+
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import Config, build_config
+from .data import to_unit
+from .errors import GanforgeError
+from .models import build_generator
+
+PathLike = Union[str, Path]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is bad input."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class Run:
+    """A run directory: ``config.yaml``, ``metrics.jsonl``, ``samples/``, ``checkpoints/``."""
+
+    dir: Path
+    config: Config
+    step: int = 0
+    epoch: float = 0.0
+    elapsed: float = 0.0
+    stopped_by: str = "budget"  # budget | max_seconds | signal
+    signal: Optional[int] = None  # the signal number when stopped_by == "signal"
+
+    @property
+    def metrics(self) -> List[Dict[str, Any]]:
+        """The lines of ``metrics.jsonl`` as dicts."""
+        path = self.dir / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    @property
+    def last_grid(self) -> Optional[Path]:
+        grids = sorted((self.dir / "samples").glob("step-*.png"))
+        return grids[-1] if grids else None
+
+    def load(self, device: str = "cpu") -> "LoadedGAN":
+        return load(self.dir, device=device)
+
+
+class LoadedGAN:
+    """A trained generator with its config, ready to sample."""
+
+    def __init__(self, generator: nn.Module, config: Config, data_shape: tuple, step: int,
+                 source: Path, device: torch.device) -> None:
+        self.generator = generator
+        self.config = config
+        self.data_shape = tuple(data_shape)
+        self.step = step
+        self.source = source
+        self.device = device
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.model.z_dim
+
+    def noise(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
+        """``n`` latent vectors z ~ N(0, I) on the generator's device, seeded when ``seed`` is given."""
+        gen = torch.Generator()
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(seed)
+        return torch.randn(n, self.z_dim, generator=gen).to(self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """G(z) in the generator's own range ([-1, 1] for images), on the CPU."""
+        self.generator.eval()
+        out = [self.generator(z[i : i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, z.shape[0], batch_size)]
+        return torch.cat(out) if out else torch.empty(0, *self.data_shape)
+
+    def sample(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
+        """``n`` samples as a CPU float tensor (n, C, H, W) with pixel values in [0, 1]."""
+        if n < 1:
+            raise GanforgeError(f"number of samples must be >= 1, got {n}")
+        return to_unit(self.generate(self.noise(n, seed)))
+
+
+def _checkpoint_path(path: Path) -> Path:
+    if path.is_dir():
+        ckpt = latest_checkpoint(path / "checkpoints")
+        if ckpt is None:
+            raise GanforgeError(f"no checkpoint in run dir {path} (expected {path / 'checkpoints'}/step-*.pt)")
+        return ckpt
+    if not path.exists():
+        raise GanforgeError(f"no such run dir or checkpoint: {path}")
+    return path
+
+
+def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
+    """Load the generator of a run dir (its latest checkpoint) or of one checkpoint file."""
+    ckpt_path = _checkpoint_path(Path(path))
+    state = load_checkpoint(ckpt_path)
+    try:
+        config = build_config(state["config"])
+        shape = tuple(int(s) for s in state["data_shape"])
+        G = build_generator(config.model, shape)
+        G.load_state_dict(state["G"])
+    except GanforgeError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
+    dev = resolve_device(device)
+    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev)

@@ -1,0 +1,418 @@
+"""The config tree: frozen dataclasses, loaded from YAML, overridden by ``--set a.b=c``, validated once.
+
+Layers, lowest first: the defaults below, the preset (``presets/NAME.yaml``), the user's YAML file,
+then ``--set`` overrides. Unknown keys are errors that name the nearest valid key. After
+:func:`resolve_config` returns, the rest of ganforge trusts the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import yaml
+
+from .errors import GanforgeError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_PRESET = "mnist-mlp-bn"
+
+
+def _opt(default: Any, *, choices: Iterable[str] = (), min: Optional[float] = None,
+         interval: bool = False, doc: str = "") -> Any:
+    """A dataclass field with validation metadata."""
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=dict(choices=tuple(choices), min=min,
+                                                             interval=interval, doc=doc))
+    return field(default=default, metadata=dict(choices=tuple(choices), min=min, interval=interval, doc=doc))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, or a path")
+    root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
+    download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
+    limit: Optional[int] = _opt(None, min=1, doc="use only the first N images")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = _opt("mlp", choices=("mlp",))
+    z_dim: int = _opt(100, min=1)
+    g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
+    g_act: str = _opt("relu", choices=("relu", "leaky_relu"))
+    g_norm: str = _opt("none", choices=("none", "batchnorm"))
+    g_norm_first: bool = _opt(True, doc="normalise the first hidden block too (gan.py does not)")
+    bn_eps: float = _opt(1e-5, min=0.0)
+    bn_momentum: float = _opt(0.1, min=0.0)
+    d_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
+    d_act: str = _opt("leaky_relu", choices=("relu", "leaky_relu"))
+    d_dropout: float = _opt(0.0, min=0.0)
+    leak: float = _opt(0.2, min=0.0, doc="negative slope of LeakyReLU")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = _opt("adam", choices=("adam", "sgd"))
+    lr_g: float = _opt(3e-4, min=0.0)
+    lr_d: float = _opt(3e-4, min=0.0)
+    betas: Tuple[float, float] = _opt((0.9, 0.999), min=0.0)
+    momentum: float = _opt(0.0, min=0.0, doc="SGD momentum")
+    weight_decay: float = _opt(0.0, min=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = _opt(128, min=1)
+    epochs: Optional[int] = _opt(None, min=1, doc="budget in passes over the data (one of epochs/steps)")
+    steps: Optional[int] = _opt(None, min=1, doc="budget in generator updates (one of epochs/steps)")
+    max_seconds: Optional[float] = _opt(None, min=0.0, doc="wall-clock budget of this invocation")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    every: int = _opt(25, min=1, doc="steps between metrics.jsonl lines")
+    sample_every: str = _opt("1 epoch", interval=True, doc="fixed-noise grid interval: 'N steps' or 'N epochs'")
+    checkpoint_every: str = _opt("5 epochs", interval=True, doc="checkpoint interval: 'N steps' or 'N epochs'")
+    keep_checkpoints: int = _opt(3, min=1)
+    n_samples: int = _opt(64, min=1, doc="size of the fixed noise batch shown in grids")
+    progress: bool = _opt(True, doc="show a tqdm progress bar")
+
+
+@dataclass(frozen=True)
+class Config:
+    preset: str = _opt(DEFAULT_PRESET)
+    description: str = _opt("")
+    seed: int = _opt(0, min=0)
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+    loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax"))
+    d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
+    g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain nested dict (tuples as lists), suitable for YAML and checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with dotted keys changed and re-validated: ``cfg.replace(**{"train.steps": 10})``."""
+        tree = self.to_dict()
+        _apply_layer(tree, _dotted_to_tree(changes), "replace()")
+        return build_config(tree)
+
+
+# Keys of which a higher layer may set only one; setting one clears the other from lower layers.
+_BUDGET_KEYS = ("epochs", "steps")
+
+_INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(steps?|epochs?)?\s*$")
+
+
+def parse_interval(value: Any) -> Tuple[int, str]:
+    """``'5 epochs'`` → ``(5, 'epoch')``; ``'200'``/``200``/``'200 steps'`` → ``(200, 'step')``."""
+    m = _INTERVAL_RE.match(str(value))
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(value)
+    unit = (m.group(2) or "step").rstrip("s")
+    return int(m.group(1)), unit
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0]) + " or null"
+    if origin is tuple:
+        args = typing.get_args(tp)
+        inner = _type_name(args[0])
+        return f"a list of {inner}s" if args[-1] is Ellipsis else f"a list of {len(args)} {inner}s"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce_scalar(tp: type, value: Any, key: str) -> Any:
+    bad = GanforgeError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return value.lower() in ("true", "yes", "on")
+        raise bad
+    if isinstance(value, bool):
+        raise bad
+    if tp is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value)
+            except ValueError:
+                raise bad from None
+            if f.is_integer():
+                return int(f)
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 3e-4 as a string
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise bad  # pragma: no cover - only the types above are used
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, str):  # --set model.g_hidden=256,256
+            value = [v for v in value.strip("[]() ").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise GanforgeError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise GanforgeError(f"config key '{key}' must be {_type_name(tp)}, got {list(value)!r}")
+        return tuple(_coerce_scalar(args[0], v.strip() if isinstance(v, str) else v, key) for v in value)
+    return _coerce_scalar(tp, value, key)
+
+
+def _check_value(f: dataclasses.Field, value: Any, key: str) -> None:
+    meta = f.metadata
+    if value is None:
+        return
+    if meta.get("choices") and value not in meta["choices"]:
+        near = difflib.get_close_matches(str(value), meta["choices"], n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise GanforgeError(f"config key '{key}' must be one of {', '.join(meta['choices'])}; "
+                            f"got '{value}'{hint}")
+    if meta.get("interval"):
+        try:
+            parse_interval(value)
+        except ValueError:
+            raise GanforgeError(f"config key '{key}' must be an interval like '500 steps' or "
+                                f"'2 epochs', got {value!r}") from None
+    lo = meta.get("min")
+    if lo is not None:
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if v < lo:
+                raise GanforgeError(f"config key '{key}' must be >= {lo:g}, got {v}")
+            # Rates and tolerances: zero is as meaningless as a negative value.
+            if v == 0 and key.split(".")[-1] in _POSITIVE:
+                raise GanforgeError(f"config key '{key}' must be > 0, got {v}")
+
+
+# Keys whose minimum is 0 in the metadata but where 0 itself is meaningless.
+_POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps"}
+
+
+def _hints(cls: type) -> Dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown_key(key: str, valid: Iterable[str], where: str) -> GanforgeError:
+    valid = list(valid)
+    near = difflib.get_close_matches(key.split(".")[-1], [v.split(".")[-1] for v in valid], n=1, cutoff=0.5)
+    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+    return GanforgeError(f"unknown config key '{key}'{where}{hint}")
+
+
+def _build(cls: type, tree: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = _hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if f.name not in tree:
+            continue
+        value = tree[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            if not isinstance(value, Mapping):
+                raise GanforgeError(f"config key '{key}' must be a mapping of settings, got {value!r}")
+            kwargs[f.name] = _build(hints[f.name], value, key + ".")
+        else:
+            value = _coerce(hints[f.name], value, key)
+            if f.metadata.get("interval") and isinstance(value, str):
+                value = value.strip()
+            _check_value(f, value, key)
+            kwargs[f.name] = value
+    for k in tree:
+        if k not in hints:
+            raise _unknown_key(prefix + k, [prefix + n for n in hints], "")
+    return cls(**kwargs)
+
+
+def _apply_layer(tree: Dict[str, Any], layer: Mapping[str, Any], source: str,
+                 cls: type = Config, prefix: str = "") -> None:
+    """Merge ``layer`` into ``tree`` in place, rejecting unknown keys (naming ``source``)."""
+    if not isinstance(layer, Mapping):
+        raise GanforgeError(f"{source}: expected a mapping of config keys at '{prefix or 'top level'}'")
+    hints = _hints(cls)
+    for k, v in layer.items():
+        key = prefix + str(k)
+        if k not in hints:
+            raise _unknown_key(key, [prefix + n for n in hints], f" in {source}")
+        if dataclasses.is_dataclass(hints[k]):
+            if not isinstance(v, Mapping):
+                raise GanforgeError(f"config key '{key}' in {source} must be a mapping of settings, got {v!r}")
+            _apply_layer(tree.setdefault(k, {}), v, source, hints[k], key + ".")
+        else:
+            tree[k] = copy.deepcopy(v)
+    if cls is TrainConfig:
+        given = [k for k in _BUDGET_KEYS if layer.get(k) is not None]
+        if len(given) > 1:
+            raise GanforgeError(f"{source} sets both train.epochs and train.steps; set only one budget")
+        for k in given:  # a budget given here replaces the other budget from lower layers
+            for other in _BUDGET_KEYS:
+                if other != k:
+                    tree[other] = None
+
+
+def _dotted_to_tree(pairs: Mapping[str, Any]) -> Dict[str, Any]:
+    tree: Dict[str, Any] = {}
+    for dotted, value in pairs.items():
+        parts = dotted.split(".")
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise GanforgeError(f"config key '{dotted}' conflicts with another override")
+        node[parts[-1]] = value
+    return tree
+
+
+def parse_set(items: Iterable[str]) -> Dict[str, Any]:
+    """``["optim.lr_g=1e-4", "loss=minimax"]`` → ``{"optim.lr_g": 1e-4, "loss": "minimax"}``."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise GanforgeError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise GanforgeError(f"--set expects key=value, got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key] = value
+    return out
+
+
+def preset_names() -> List[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path, what: str) -> Dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise GanforgeError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise GanforgeError(f"{what} is a directory, not a YAML file: {path}") from None
+    except OSError as e:
+        raise GanforgeError(f"cannot read {what} {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise GanforgeError(f"{what} {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GanforgeError(f"{what} {path} must be a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def load_preset(name: str) -> Dict[str, Any]:
+    """The preset's YAML as a dict (its own layer, not yet merged)."""
+    names = preset_names()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=1, cutoff=0.4)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise GanforgeError(f"unknown preset '{name}'{hint}; run 'ganforge presets' to list them")
+    data = _read_yaml(PRESET_DIR / f"{name}.yaml", "preset")
+    data["preset"] = name
+    return data
+
+
+def build_config(tree: Mapping[str, Any]) -> Config:
+    """Build and validate a Config from a full or partial nested dict."""
+    cfg = _build(Config, tree)
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    t = cfg.train
+    if t.epochs is not None and t.steps is not None:
+        raise GanforgeError("set only one of train.epochs and train.steps")
+    if t.epochs is None and t.steps is None and t.max_seconds is None:
+        raise GanforgeError("no training budget: set train.epochs, train.steps or train.max_seconds")
+    b1, b2 = cfg.optim.betas
+    if not (0 <= b1 < 1 and 0 <= b2 < 1):
+        raise GanforgeError(f"config key 'optim.betas' must be two numbers in [0, 1), got {list(cfg.optim.betas)}")
+    if not 0 <= cfg.model.d_dropout < 1:
+        raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
+
+
+def resolve_config(preset: Optional[str] = None, file: Optional[str] = None,
+                   overrides: Optional[Mapping[str, Any]] = None, base: Optional[Config] = None) -> Config:
+    """Merge preset < YAML file < overrides (dotted keys) into a validated Config.
+
+    The preset is ``preset`` if given, else the file's ``preset:`` key, else the default preset.
+    With ``base`` (a resumed run's saved config), the layers go on top of it instead of a preset.
+    """
+    file_layer: Dict[str, Any] = {}
+    if file is not None:
+        file_layer = _read_yaml(Path(file), "config file")
+    name = preset or file_layer.get("preset") or (base.preset if base else DEFAULT_PRESET)
+    if not isinstance(name, str):
+        raise GanforgeError(f"config key 'preset' must be a preset name, got {name!r}")
+    if base is not None:
+        if name != base.preset:
+            raise GanforgeError(f"this run was trained with preset '{base.preset}', not '{name}'")
+        tree = base.to_dict()
+    else:
+        tree = Config(preset=name).to_dict()
+        _apply_layer(tree, load_preset(name), f"preset {name}")
+    if file is not None:
+        file_layer = {k: v for k, v in file_layer.items() if k != "preset"}
+        _apply_layer(tree, file_layer, f"config file {file}")
+    if overrides:
+        _apply_layer(tree, _dotted_to_tree(dict(overrides)), "--set")
+    tree["preset"] = name
+    return build_config(tree)
+
+
+def save_yaml(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,345 @@
+"""The one training loop for every GAN: k D-steps, then g G-steps, with logging, grids and checkpoints.
+
+One *step* is one iteration of Goodfellow et al. (2014), Algorithm 1: ``d_steps`` discriminator
+updates, each on a fresh minibatch of real data and noise, then ``g_steps`` generator updates on
+fresh noise. An *epoch* is one pass of D over the real data (minibatches of ``batch_size``, the last
+incomplete one dropped, reshuffled each epoch), so one epoch is ``(N // batch_size) / d_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .api import Run, resolve_device
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
+from .config import Config, build_config, parse_interval, save_yaml
+from .data import load_dataset
+from .errors import GanforgeError
+from .losses import LOSSES
+from .models import build_discriminator, build_generator
+from .report import save_grid
+
+# Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
+# change what is being trained, so a resumed run would no longer be the run it continues.
+RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds",
+                  "data.root", "data.download", "log.")
+
+_METRIC_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class BatchStream:
+    """Minibatch indices over N items: a fresh seeded permutation per epoch, the last partial batch dropped.
+
+    The order is a pure function of (seed, epoch), so ``position`` (batches consumed) is all a
+    checkpoint needs to continue the exact same data order.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device, position: int = 0) -> None:
+        if batch_size > n:
+            raise GanforgeError(f"train.batch_size ({batch_size}) is larger than the dataset ({n} items)")
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
+        self.per_epoch = n // batch_size
+        self.position = position
+        self._epoch, self._perm = -1, None
+
+    def next(self) -> torch.Tensor:
+        epoch, i = divmod(self.position, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._epoch = torch.randperm(self.n, generator=gen).to(self.device), epoch
+        self.position += 1
+        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def _make_optimizer(cfg: Config, params, lr: float) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def _rng_state() -> Dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy(), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _changed_keys(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            yield from _changed_keys(va, vb, prefix + k + ".")
+        elif va != vb:
+            yield prefix + k
+
+
+def check_resume_config(saved: Config, requested: Config) -> None:
+    """Refuse a resume whose config changes anything but budgets, logging and device."""
+    for key in _changed_keys(saved.to_dict(), requested.to_dict()):
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
+            raise GanforgeError(f"--resume cannot change '{key}' (it changes what is trained); "
+                                f"start a new run dir instead")
+
+
+def default_run_dir(cfg: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{cfg.preset}-{stamp}"
+    i = 1
+    while path.exists():
+        i += 1
+        path = Path("runs") / f"{cfg.preset}-{stamp}-{i}"
+    return path
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"run dir {run_dir} is a file, not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise GanforgeError(f"run dir {run_dir} is not empty: use --resume to continue it, or choose another --run-dir")
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second SIGINT stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+
+    def handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@contextmanager
+def _signals_to(flag: _StopFlag):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, flag.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _due(interval: str, step: int, epochs_before: int, epochs_after: int) -> bool:
+    n, unit = parse_interval(interval)
+    if unit == "step":
+        return step % n == 0
+    return epochs_after // n > epochs_before // n
+
+
+def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool = False) -> Run:
+    """Train G and D as ``config`` says, writing everything into ``run_dir``; return the :class:`Run`.
+
+    ``resume=True`` continues ``run_dir`` from its latest checkpoint; ``config`` may differ from the
+    run's saved config only in budgets, logging and device.
+    """
+    cfg = config
+    if resume:
+        if run_dir is None:
+            raise GanforgeError("--resume needs --run-dir naming the run to continue")
+        run_dir = Path(run_dir)
+        ckpt_path = latest_checkpoint(run_dir / "checkpoints") if run_dir.is_dir() else None
+        if ckpt_path is None:
+            raise GanforgeError(f"nothing to resume in {run_dir}: no checkpoint under {run_dir / 'checkpoints'}")
+        state = load_checkpoint(ckpt_path)
+        check_resume_config(_saved_config(state, ckpt_path), cfg)
+    else:
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+        _check_new_run_dir(run_dir)
+        state = None
+
+    device = resolve_device(cfg.device)
+    data = load_dataset(cfg.data)  # bad data fails here, before anything is written
+    _seed_everything(cfg.seed)
+    G = build_generator(cfg.model, data.shape).to(device)
+    D = build_discriminator(cfg.model, data.shape).to(device)
+    opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
+    opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
+    loss = LOSSES[cfg.loss]
+    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, device)
+    fixed_z = torch.randn(cfg.log.n_samples, cfg.model.z_dim,
+                          generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
+    data = data.to(device)
+    step, elapsed_before = 0, 0.0
+    acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
+
+    if state is not None:
+        try:
+            G.load_state_dict(state["G"])
+            D.load_state_dict(state["D"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise GanforgeError(f"checkpoint {ckpt_path} does not fit this model: {str(e).splitlines()[0]}") from None
+        step, stream.position = int(state["step"]), int(state["position"])
+        elapsed_before = float(state.get("elapsed", 0.0))
+        fixed_z = state["fixed_z"].to(device)
+        acc, acc_n = state["acc"].to(device), int(state["acc_n"])
+        _set_rng_state(state["rng"])
+        _truncate_metrics(run_dir / "metrics.jsonl", step)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    save_yaml(cfg, run_dir / "config.yaml")
+    if not (run_dir / "samples" / "real.png").exists():
+        save_grid(data.x[stream_first(len(data), cfg)[: cfg.log.n_samples]], run_dir / "samples" / "real.png")
+
+    per_epoch_steps = stream.per_epoch / cfg.d_steps
+    total = cfg.train.steps
+    if total is None and cfg.train.epochs is not None:
+        total = math.ceil(cfg.train.epochs * stream.per_epoch / cfg.d_steps)
+    run = Run(run_dir, cfg, step, stream.position / stream.per_epoch, elapsed_before)
+
+    def checkpoint() -> Path:
+        return save_checkpoint({
+            "step": step, "position": stream.position, "elapsed": elapsed_before + (time.monotonic() - t0),
+            "config": cfg.to_dict(), "data_shape": list(data.shape),
+            "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(),
+        }, run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
+
+    def grid() -> Path:
+        G.eval()
+        with torch.no_grad():
+            images = G(fixed_z)
+        G.train()
+        return save_grid(images, run_dir / "samples" / f"step-{step:07d}.png")
+
+    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not cfg.log.progress,
+               desc=run_dir.name, file=sys.stderr)
+    stop = _StopFlag()
+    t0 = time.monotonic()
+    t_log, images_since_log = t0, 0
+    last_ckpt_step = step if state is not None else -1
+    B, z_dim = cfg.train.batch_size, cfg.model.z_dim
+    metrics_file = open(run_dir / "metrics.jsonl", "a")
+    try:
+        with _signals_to(stop):
+            while total is None or step < total:
+                if cfg.train.max_seconds is not None and time.monotonic() - t0 >= cfg.train.max_seconds:
+                    run.stopped_by = "max_seconds"
+                    break
+                epochs_before = stream.position // stream.per_epoch
+
+                for _ in range(cfg.d_steps):
+                    real = data.x[stream.next()]
+                    with torch.no_grad():
+                        fake = G(torch.randn(B, z_dim, device=device))
+                    real_logits, fake_logits = D(real), D(fake)
+                    d_loss = loss.d(real_logits, fake_logits)
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+                for _ in range(cfg.g_steps):
+                    g_loss = loss.g(D(G(torch.randn(B, z_dim, device=device))))
+                    opt_g.zero_grad(set_to_none=True)
+                    g_loss.backward()
+                    opt_g.step()
+                D.requires_grad_(True)
+
+                step += 1
+                images_since_log += B * cfg.d_steps
+                with torch.no_grad():  # accumulate on the device; read back only at log time
+                    acc += torch.stack([d_loss.detach(), g_loss.detach(),
+                                        torch.sigmoid(real_logits.detach()).mean(),
+                                        torch.sigmoid(fake_logits.detach()).mean()]).float()
+                acc_n += 1
+                epochs_after = stream.position // stream.per_epoch
+                bar.update(1)
+
+                if step % cfg.log.every == 0:
+                    now = time.monotonic()
+                    values = (acc / acc_n).tolist()
+                    record = {"step": step, "epoch": round(stream.position / stream.per_epoch, 4),
+                              **{k: round(v, 6) for k, v in zip(_METRIC_KEYS, values)},
+                              "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
+                              "elapsed_s": round(elapsed_before + now - t0, 3)}
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    bar.set_postfix(d=f"{values[0]:.3f}", g=f"{values[1]:.3f}", img_s=f"{record['img_per_s']:.0f}")
+                    acc.zero_()
+                    acc_n, t_log, images_since_log = 0, now, 0
+                if _due(cfg.log.sample_every, step, epochs_before, epochs_after):
+                    grid()
+                if _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after):
+                    checkpoint()
+                    last_ckpt_step = step
+                if stop.signum is not None:
+                    run.stopped_by = "signal"
+                    break
+    finally:
+        bar.close()
+        metrics_file.close()
+
+    if step > 0 and not (run_dir / "samples" / f"step-{step:07d}.png").exists():
+        grid()
+    if last_ckpt_step != step:
+        checkpoint()
+    run.step, run.epoch = step, round(stream.position / stream.per_epoch, 4)
+    run.elapsed = elapsed_before + time.monotonic() - t0
+    run.signal = stop.signum
+    return run
+
+
+def stream_first(n: int, cfg: Config) -> torch.Tensor:
+    """Indices of the real images shown in ``samples/real.png``: a fixed seeded choice."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 2))
+
+
+def _saved_config(state: Dict[str, Any], path: Path) -> Config:
+    try:
+        return build_config(state["config"])
+    except (KeyError, GanforgeError) as e:
+        raise GanforgeError(f"checkpoint {path} holds no valid config ({e})") from None
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics lines logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            break  # a line torn by a kill: everything after it is suspect
+    write_atomic(path, lambda f: f.write("".join(l + "\n" for l in keep).encode()))

@@ -116,7 +116,8 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
         config = build_config(state["config"])
         shape = tuple(int(s) for s in state["data_shape"])
         G = build_generator(config.model, shape)
-        G.load_state_dict(state["G"])
+        # The EMA of G's weights is what training showed in its grids, when the run kept one.
+        G.load_state_dict(state["G_ema"] if "G_ema" in state else state["G"])
     except GanforgeError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as e:

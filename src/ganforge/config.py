@@ -21,7 +21,7 @@ import yaml
 from .errors import GanforgeError
 
 PRESET_DIR = Path(__file__).parent / "presets"
-DEFAULT_PRESET = "mnist-mlp-bn"
+DEFAULT_PRESET = "mnist-mlp-tuned"
 
 
 def _opt(default: Any, *, choices: Iterable[str] = (), min: Optional[float] = None,
@@ -94,6 +94,8 @@ class Config:
     loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax"))
     d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
     g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
+    ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
+                                        "samples when > 0 (e.g. 0.999); 0 = off")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -141,8 +143,8 @@ def _type_name(tp: Any) -> str:
         return _type_name(args[0]) + " or null"
     if origin is tuple:
         args = typing.get_args(tp)
-        inner = _type_name(args[0])
-        return f"a list of {inner}s" if args[-1] is Ellipsis else f"a list of {len(args)} {inner}s"
+        inner = {int: "integers", float: "numbers"}.get(args[0], "values")
+        return f"a list of {inner}" if args[-1] is Ellipsis else f"a list of {len(args)} {inner}"
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(tp, str(tp))
 
 
@@ -259,8 +261,10 @@ def _build(cls: type, tree: Mapping[str, Any], prefix: str = "") -> Any:
                 raise GanforgeError(f"config key '{key}' must be a mapping of settings, got {value!r}")
             kwargs[f.name] = _build(hints[f.name], value, key + ".")
         else:
+            if f.metadata.get("interval") and isinstance(value, int) and not isinstance(value, bool):
+                value = f"{value} steps"  # a bare number is a count of steps
             value = _coerce(hints[f.name], value, key)
-            if f.metadata.get("interval") and isinstance(value, str):
+            if f.metadata.get("interval"):
                 value = value.strip()
             _check_value(f, value, key)
             kwargs[f.name] = value
@@ -381,6 +385,8 @@ def _validate(cfg: Config) -> None:
     b1, b2 = cfg.optim.betas
     if not (0 <= b1 < 1 and 0 <= b2 < 1):
         raise GanforgeError(f"config key 'optim.betas' must be two numbers in [0, 1), got {list(cfg.optim.betas)}")
+    if not 0 <= cfg.ema < 1:
+        raise GanforgeError(f"config key 'ema' must be in [0, 1) (0 = off), got {cfg.ema}")
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
 

@@ -9,6 +9,7 @@ incomplete one dropped, reshuffled each epoch), so one epoch is ``(N // batch_si
 from __future__ import annotations
 
 import json
+import copy
 import math
 import random
 import signal
@@ -22,6 +23,7 @@ from typing import Any, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from .api import Run, resolve_device
@@ -193,6 +195,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     loss = LOSSES[cfg.loss]
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
     stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, device)
     fixed_z = torch.randn(cfg.log.n_samples, cfg.model.z_dim,
                           generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
@@ -206,6 +209,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             D.load_state_dict(state["D"])
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
+            if G_ema is not None:
+                G_ema.load_state_dict(state["G_ema"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise GanforgeError(f"checkpoint {ckpt_path} does not fit this model: {str(e).splitlines()[0]}") from None
         step, stream.position = int(state["step"]), int(state["position"])
@@ -232,18 +237,20 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             "step": step, "position": stream.position, "elapsed": elapsed_before + (time.monotonic() - t0),
             "config": cfg.to_dict(), "data_shape": list(data.shape),
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
             "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(),
         }, run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
 
     def grid() -> Path:
-        G.eval()
+        net = G_ema if G_ema is not None else G
+        net.eval()
         with torch.no_grad():
-            images = G(fixed_z)
+            images = net(fixed_z)
         G.train()
         return save_grid(images, run_dir / "samples" / f"step-{step:07d}.png")
 
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not cfg.log.progress,
-               desc=run_dir.name, file=sys.stderr)
+               desc=run_dir.name, file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 15.0)
     stop = _StopFlag()
     t0 = time.monotonic()
     t_log, images_since_log = t0, 0
@@ -274,6 +281,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     g_loss.backward()
                     opt_g.step()
                 D.requires_grad_(True)
+                if G_ema is not None:
+                    _update_ema(G_ema, G, cfg.ema)
 
                 step += 1
                 images_since_log += B * cfg.d_steps
@@ -317,6 +326,15 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     run.elapsed = elapsed_before + time.monotonic() - t0
     run.signal = stop.signum
     return run
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·model for parameters; buffers (BatchNorm statistics) are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def stream_first(n: int, cfg: Config) -> torch.Tensor:

@@ -1,0 +1,18 @@
+import pytest
+
+from ganforge.config import resolve_config
+
+# A tiny but real budget: 256 digits of mnist5k, batch 32 → 8 batches per epoch.
+TINY = {"data.limit": 256, "train.batch_size": 32, "log.every": 2, "log.progress": False,
+        "log.sample_every": "1 epoch", "log.checkpoint_every": "1 epoch"}
+
+
+@pytest.fixture
+def tiny_config():
+    def make(preset="mnist-mlp", **overrides):
+        sets = dict(TINY)
+        sets.update({k.replace("__", "."): v for k, v in overrides.items()})
+        if "train.epochs" not in sets:
+            sets.setdefault("train.steps", 16)
+        return resolve_config(preset, overrides=sets)
+    return make

@@ -1,0 +1,90 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ganforge.cli import main
+
+TINY = ["--set", "data.limit=256", "--set", "train.batch_size=32", "-q"]
+
+
+def _run(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_presets_lists_one_line_each(capsys):
+    code, out, _ = _run(["presets"], capsys)
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) >= 2
+    assert any(l.startswith("mnist-mlp ") for l in lines) and any(l.startswith("mnist-mlp-bn ") for l in lines)
+    assert sum("(default)" in l for l in lines) == 1
+
+
+def test_train_then_sample_png_and_npy(tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out, _ = _run(["train", "--preset", "mnist-mlp", "--run-dir", str(run), "--steps", "6",
+                         "--seed", "3", *TINY], capsys)
+    assert code == 0 and f"run dir {run}" in out
+    assert (run / "samples" / "step-0000006.png").is_file()
+    code, out, _ = _run(["sample", str(run), "--n", "12", "--out", str(tmp_path / "s.npy"), "--seed", "1"], capsys)
+    assert code == 0
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (12, 1, 28, 28) and arr.dtype == np.float32 and arr.min() >= 0 and arr.max() <= 1
+    code, _, _ = _run(["sample", str(run), "--n", "9", "--out", str(tmp_path / "s.png")], capsys)
+    assert code == 0
+    from PIL import Image
+    w, h = Image.open(tmp_path / "s.png").size
+    assert (w, h) == (3 * 30 + 2, 3 * 30 + 2)   # 3x3 grid of 28 px with 2 px padding
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _run(["train", "--preset", "mnist-mlp", "--run-dir", str(run), "--steps", "4", *TINY], capsys)[0] == 0
+    code, out, _ = _run(["train", "--run-dir", str(run), "--steps", "8", "--resume", "-q"], capsys)
+    assert code == 0 and "step 8 " in out
+    code, _, err = _run(["train", "--run-dir", str(run), "--resume", "--set", "optim.lr_g=1e-3", "-q"], capsys)
+    assert code == 2 and "cannot change 'optim.lr_g'" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--preset", "nope"], "unknown preset 'nope'"),
+    (["train", "--set", "optim.lr_gg=1"], "did you mean 'optim.lr_g'"),
+    (["train", "--set", "train.batch_size=-4"], "'train.batch_size' must be >= 1"),
+    (["train", "--set", "model.z_dim=ten"], "'model.z_dim' must be an integer"),
+    (["train", "--steps", "5", "--epochs", "2"], "not allowed with argument"),
+    (["train", "--data", "/no/such/dir"], "nor an existing path"),
+    (["train", "--config", "/no/such.yaml"], "config file not found"),
+    (["train", "--resume"], "--resume needs --run-dir"),
+    (["sample", "/no/such/run", "--out", "x.png"], "no such run dir or checkpoint"),
+    (["sample", ".", "--out", "x.jpg"], "must end in .png or .npy"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    code, _, err = _run(args, capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_run_dirs(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("keep me")
+    code, _, err = _run(["train", "--run-dir", str(f), "--steps", "1", *TINY], capsys)
+    assert code == 2 and "is a file" in err and f.read_text() == "keep me"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(["sample", str(empty), "--out", str(tmp_path / "x.png")], capsys)
+    assert code == 2 and "no checkpoint in run dir" in err and not (tmp_path / "x.png").exists()
+
+
+def test_a_real_process_exits_2_without_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "ganforge", "train", "--set", "los=minimax"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "ganforge: error: unknown config key 'los' in --set (did you mean 'loss'?)"
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,62 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.config import DataConfig
+from ganforge.data import load_dataset, to_unit
+from ganforge.data.mnist import read_idx
+from ganforge.errors import GanforgeError
+
+
+def _write_idx(path, array, gz=False):
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def test_mnist5k_is_the_embedded_real_data():
+    ds = load_dataset(DataConfig(name="mnist5k"))
+    assert ds.x.shape == (5000, 1, 28, 28) and ds.x.dtype == torch.float32
+    assert ds.x.min().item() == -1.0 and ds.x.max().item() == 1.0
+    assert torch.bincount(ds.y).tolist() == [500] * 10
+    assert 0.1 < ((ds.x + 1) / 2).mean().item() < 0.16   # MNIST's mean intensity is about 0.13
+    assert load_dataset(DataConfig(name="mnist5k", limit=100)).x.shape[0] == 100
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_in_torchvision_layout(tmp_path, gz):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    images = np.random.default_rng(0).integers(0, 256, size=(10, 28, 28))
+    suffix = ".gz" if gz else ""
+    _write_idx(raw / f"train-images-idx3-ubyte{suffix}", images, gz)
+    _write_idx(raw / f"train-labels-idx1-ubyte{suffix}", np.arange(10), gz)
+    ds = load_dataset(DataConfig(name="fashion-mnist", root=str(tmp_path), download=False))
+    assert ds.x.shape == (10, 1, 28, 28)
+    assert torch.allclose(to_unit(ds.x) * 255, torch.tensor(images, dtype=torch.float32).unsqueeze(1), atol=1e-3)
+    assert ds.y.tolist() == list(range(10))
+
+
+def test_missing_dataset_offline_says_where_to_put_files(tmp_path):
+    with pytest.raises(GanforgeError, match=r"mnist not found offline: put train-images-idx3-ubyte.* in .*MNIST/raw"):
+        load_dataset(DataConfig(name="mnist", root=str(tmp_path), download=False))
+
+
+def test_truncated_or_foreign_idx_files(tmp_path):
+    p = tmp_path / "t"
+    _write_idx(p, np.zeros((5, 28, 28)))
+    p.write_bytes(p.read_bytes()[:-10])
+    with pytest.raises(GanforgeError, match="truncated"):
+        read_idx(p)
+    q = tmp_path / "q"
+    q.write_bytes(b"hello world")
+    with pytest.raises(GanforgeError, match="not an unsigned-byte IDX file"):
+        read_idx(q)
+
+
+def test_missing_path():
+    with pytest.raises(GanforgeError, match="neither a known dataset .* nor an existing path"):
+        load_dataset(DataConfig(name="/no/such/folder"))

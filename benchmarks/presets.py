@@ -1,0 +1,67 @@
+"""Training speed of each MNIST preset on this machine, and the wall time of `ganforge train` with no arguments.
+
+    python benchmarks/presets.py            # speed table (about 1 minute on 2 cores)
+    python benchmarks/presets.py --default  # also time the default preset's full budget (about 2 minutes)
+
+Prints a Markdown table; copy it into benchmarks/README.md with the date and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import ganforge
+from ganforge.config import DEFAULT_PRESET
+
+
+def _speed(preset: str, steps: int, repeats: int) -> tuple:
+    """Median and spread of img/s over `repeats` runs of `steps` steps (the first run doubles as warm-up)."""
+    rates = []
+    for r in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as d:
+            cfg = ganforge.resolve_config(preset, overrides={"train.steps": steps, "log.progress": False,
+                                                             "log.every": steps, "log.sample_every": "100000 steps",
+                                                             "log.checkpoint_every": "100000 steps"})
+            run = ganforge.train(cfg, Path(d) / "run")
+            if r > 0:  # the first run warms up caches and thread pools
+                rates.append(run.metrics[-1]["img_per_s"])
+    return statistics.median(rates), min(rates), max(rates), cfg
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--default", action="store_true", help="also time `ganforge train` with no arguments")
+    args = p.parse_args()
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, python {platform.python_version()}\n")
+    print("| preset | batch | steps/s | img/s (median) | img/s (min-max) | seconds for the preset's budget |")
+    print("|---|---|---|---|---|---|")
+    for preset in ganforge.preset_names():
+        med, lo, hi, _ = _speed(preset, args.steps, args.repeats)
+        cfg = ganforge.resolve_config(preset)  # the preset's own budget
+        B = cfg.train.batch_size
+        budget_steps = (cfg.train.epochs * (5000 // B)) // cfg.d_steps
+        print(f"| {preset} | {B} | {med / B / cfg.d_steps:.1f} | {med:.0f} | {lo:.0f}-{hi:.0f} | "
+              f"{budget_steps * B * cfg.d_steps / med:.0f} (estimated, {cfg.train.epochs} epochs) |")
+    if args.default:
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-m", "ganforge", "train", "-q"], cwd=d, check=True,
+                           stdout=subprocess.DEVNULL)
+            print(f"\n`ganforge train` with no arguments ({DEFAULT_PRESET}): {time.monotonic() - t0:.1f} s wall, "
+                  f"process start to exit")
+
+
+if __name__ == "__main__":
+    main()

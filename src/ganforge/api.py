@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from .checkpoint import latest_checkpoint, load_checkpoint
-from .config import Config, build_config
+from .config import TOY_DATA, Config, build_config
 from .data import to_unit
 from .errors import GanforgeError
-from .models import build_generator
+from .models import build_generator, noise
 
 PathLike = Union[str, Path]
 
@@ -39,6 +39,7 @@ class Run:
     elapsed: float = 0.0
     stopped_by: str = "budget"  # budget | max_seconds | signal
     signal: Optional[int] = None  # the signal number when stopped_by == "signal"
+    final_metrics: Optional[Dict[str, float]] = None  # toy data: the last evaluation's numbers
 
     @property
     def metrics(self) -> List[Dict[str, Any]]:
@@ -73,14 +74,18 @@ class LoadedGAN:
     def z_dim(self) -> int:
         return self.config.model.z_dim
 
+    @property
+    def is_image(self) -> bool:
+        return self.config.data.name not in TOY_DATA
+
     def noise(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
-        """``n`` latent vectors z ~ N(0, I) on the generator's device, seeded when ``seed`` is given."""
+        """``n`` latent vectors from G's noise distribution, on its device; seeded when ``seed`` is given."""
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        return torch.randn(n, self.z_dim, generator=gen).to(self.device)
+        return noise(self.config.model, n, self.device, gen)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -91,10 +96,12 @@ class LoadedGAN:
         return torch.cat(out) if out else torch.empty(0, *self.data_shape)
 
     def sample(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
-        """``n`` samples as a CPU float tensor (n, C, H, W) with pixel values in [0, 1]."""
+        """``n`` samples as a CPU float tensor: images (n, C, H, W) with pixel values in [0, 1];
+        toy data (n, D) in the data's own units."""
         if n < 1:
             raise GanforgeError(f"number of samples must be >= 1, got {n}")
-        return to_unit(self.generate(self.noise(n, seed)))
+        x = self.generate(self.noise(n, seed))
+        return to_unit(x) if self.is_image else x
 
 
 def _checkpoint_path(path: Path) -> Path:

@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
                    help=".png: a grid; .npy: float32 array N x C x H x W with values in [0, 1]")
     s.add_argument("--seed", type=int, help="seed for the noise (default: random)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    e = sub.add_parser("eval", help="score a trained generator against its data; print JSON, append to eval.jsonl",
+                       description="Score the run's latest checkpoint (or --checkpoint) with the metrics that "
+                                   "apply to its data: toy 1-D (w1, ks, mean, std) and 2-D mixtures "
+                                   "(hq_fraction, modes_covered, kl_modes). Image metrics are not implemented yet.")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file instead of the run's latest")
+    e.add_argument("--n", type=int, help="generated samples (default: the run's eval.n)")
+    e.add_argument("--seed", type=int, help="seed of the evaluation noise (default: the run's eval.seed)")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return p
 
 
@@ -112,6 +122,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     how = {"budget": "done", "max_seconds": "time budget reached", "signal": "stopped by signal"}[run.stopped_by]
     print(f"{how}: step {run.step} (epoch {run.epoch:.1f}) in {run.elapsed:.1f} s; run dir {run.dir}"
           + (f"; last grid {grid}" if grid else ""))
+    if run.final_metrics:
+        print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in run.final_metrics.items()))
     if run.stopped_by == "signal":
         print(f"checkpoint written; continue with: ganforge train --run-dir {run.dir} --resume", file=sys.stderr)
         return 128 + int(run.signal or signal.SIGINT)
@@ -135,18 +147,49 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         raise GanforgeError(f"folder {out.parent} does not exist")
     gan = load(args.source, device=args.device)
-    images = gan.sample(args.n, seed=args.seed)
-    if out.suffix.lower() == ".png":
-        save_grid(images * 2 - 1, out)
+    samples = gan.sample(args.n, seed=args.seed)
+    if out.suffix.lower() == ".npy":
+        write_atomic(out, lambda f: np.save(f, samples.numpy().astype(np.float32)))
+    elif gan.is_image:
+        save_grid(samples * 2 - 1, out)
     else:
-        write_atomic(out, lambda f: np.save(f, images.numpy().astype(np.float32)))
+        from .data import load_dataset
+        from .report import save_toy_plot
+
+        save_toy_plot(samples, load_dataset(gan.config.data), out, title=f"{args.n} samples, step {gan.step}")
     print(f"wrote {args.n} samples from {gan.source} (step {gan.step}) to {out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import load
+    from .checkpoint import write_atomic
+    from .data import load_dataset
+    from .metrics import evaluate
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise GanforgeError(f"no such run dir: {run_dir}")
+    gan = load(args.checkpoint or run_dir, device=args.device)
+    n = args.n if args.n is not None else gan.config.eval.n
+    seed = args.seed if args.seed is not None else gan.config.eval.seed
+    if n < 2:
+        raise GanforgeError(f"--n must be >= 2, got {n}")
+    data = load_dataset(gan.config.data)
+    found = evaluate(gan.sample(n, seed=seed), data)
+    record = {"checkpoint": str(gan.source), "step": gan.step, "n": n, "seed": seed, **found}
+    path = run_dir / "eval.jsonl"
+    old = path.read_bytes() if path.exists() else b""
+    write_atomic(path, lambda f: f.write(old + (json.dumps(record) + "\n").encode()))
+    print(json.dumps(record))
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample}
+    commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval}
     try:
         return commands[args.command](args)
     except GanforgeError as e:

@@ -34,11 +34,23 @@ def _opt(default: Any, *, choices: Iterable[str] = (), min: Optional[float] = No
 
 
 @dataclass(frozen=True)
+class Component:
+    """One Gaussian of a toy mixture: ``mean`` (a number, or a point in 2-D), ``std``, relative ``weight``."""
+
+    mean: Tuple[float, ...] = _opt((0.0,))
+    std: float = _opt(1.0)
+    weight: float = _opt(1.0)
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, or a path")
+    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only the first N images")
+    components: Optional[Tuple[Component, ...]] = _opt(
+        None, doc="toy data: Gaussian mixture [{mean, std, weight}, ...] (default: the named distribution's)")
+    samples_per_epoch: int = _opt(10000, min=1, doc="toy data (infinite): real samples that make one epoch")
 
 
 @dataclass(frozen=True)
@@ -46,14 +58,21 @@ class ModelConfig:
     arch: str = _opt("mlp", choices=("mlp",))
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
-    g_act: str = _opt("relu", choices=("relu", "leaky_relu"))
+    z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")
+    g_act: str = _opt("relu", doc="hidden activation, or one per layer: 'elu,sigmoid'")
+    g_out: str = _opt("tanh", choices=("tanh", "none"), doc="G's output activation (none: linear, for toy data)")
     g_norm: str = _opt("none", choices=("none", "batchnorm"))
     g_norm_first: bool = _opt(True, doc="normalise the first hidden block too (gan.py does not)")
     bn_eps: float = _opt(1e-5, min=0.0)
     bn_momentum: float = _opt(0.1, min=0.0)
     d_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
-    d_act: str = _opt("leaky_relu", choices=("relu", "leaky_relu"))
+    d_act: str = _opt("leaky_relu", doc="hidden activation, or one per layer")
     d_dropout: float = _opt(0.0, min=0.0)
+    d_input: str = _opt("sample", choices=("sample", "moments", "sample+stats"),
+                        doc="what D sees: each sample; the minibatch's first four moments (one logit per "
+                            "batch); or each sample with the minibatch's mean and std appended")
+    d_pack: int = _opt(1, min=1, doc="PacGAN: D judges packs of this many samples jointly (Lin et al. 2018)")
+    d_in: Optional[int] = _opt(None, min=1, doc="D's input width; derived from data and d_input when null")
     leak: float = _opt(0.2, min=0.0, doc="negative slope of LeakyReLU")
 
 
@@ -86,6 +105,12 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    n: int = _opt(10000, min=1, doc="generated samples per evaluation")
+    seed: int = _opt(1234, min=0, doc="seed of the evaluation noise (same checkpoint, same number)")
+
+
+@dataclass(frozen=True)
 class Config:
     preset: str = _opt(DEFAULT_PRESET)
     description: str = _opt("")
@@ -101,6 +126,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain nested dict (tuples as lists), suitable for YAML and checkpoints."""
@@ -196,6 +222,17 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return _coerce(inner, value, key)
     if origin is tuple:
         args = typing.get_args(tp)
+        if dataclasses.is_dataclass(args[0]):
+            if not isinstance(value, (list, tuple)):
+                raise GanforgeError(f"config key '{key}' must be a list of mappings, got {value!r}")
+            items = []
+            for i, item in enumerate(value):
+                if not isinstance(item, Mapping):
+                    raise GanforgeError(f"config key '{key}[{i}]' must be a mapping, got {item!r}")
+                items.append(_build(args[0], item, f"{key}[{i}]."))
+            return tuple(items)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # one number where a list is expected: a list of one
         if isinstance(value, str):  # --set model.g_hidden=256,256
             value = [v for v in value.strip("[]() ").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
@@ -385,10 +422,59 @@ def _validate(cfg: Config) -> None:
     b1, b2 = cfg.optim.betas
     if not (0 <= b1 < 1 and 0 <= b2 < 1):
         raise GanforgeError(f"config key 'optim.betas' must be two numbers in [0, 1), got {list(cfg.optim.betas)}")
+    _validate_toy(cfg)
+    _validate_acts(cfg.model)
+    if cfg.train.batch_size % cfg.model.d_pack:
+        raise GanforgeError(f"train.batch_size ({cfg.train.batch_size}) must be a multiple of model.d_pack "
+                            f"({cfg.model.d_pack})")
     if not 0 <= cfg.ema < 1:
         raise GanforgeError(f"config key 'ema' must be in [0, 1) (0 = off), got {cfg.ema}")
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh")
+TOY_DATA = ("gaussian-1d", "ring-8", "grid-25")
+
+
+def activations(spec: str, layers: int) -> Tuple[str, ...]:
+    """'elu,sigmoid' → one activation name per hidden layer ('relu' → the same for every layer)."""
+    names = tuple(a.strip() for a in spec.split(","))
+    return names * layers if len(names) == 1 else names
+
+
+def _validate_acts(m: "ModelConfig") -> None:
+    for key, spec, layers in (("model.g_act", m.g_act, len(m.g_hidden)), ("model.d_act", m.d_act, len(m.d_hidden))):
+        names = activations(spec, layers)
+        for a in names:
+            if a not in ACTIVATIONS:
+                near = difflib.get_close_matches(a, ACTIVATIONS, n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise GanforgeError(f"config key '{key}': unknown activation '{a}'{hint}; "
+                                    f"choose from {', '.join(ACTIVATIONS)}")
+        if len(names) != layers:
+            raise GanforgeError(f"config key '{key}' names {len(names)} activations for {layers} hidden layers; "
+                                f"give one, or one per layer")
+
+
+def _validate_toy(cfg: "Config") -> None:
+    comps = cfg.data.components
+    if comps is None:
+        return
+    if cfg.data.name not in TOY_DATA:
+        raise GanforgeError(f"data.components applies to toy data ({', '.join(TOY_DATA)}), not '{cfg.data.name}'")
+    if not comps:
+        raise GanforgeError("data.components is empty: give at least one {mean, std, weight}")
+    dims = {len(c.mean) for c in comps}
+    if len(dims) != 1 or 0 in dims:
+        raise GanforgeError("data.components: every mean must have the same number of coordinates")
+    for i, c in enumerate(comps):
+        if c.std <= 0:
+            raise GanforgeError(f"data.components[{i}].std must be > 0, got {c.std}")
+        if c.weight < 0:
+            raise GanforgeError(f"data.components[{i}].weight must be >= 0, got {c.weight}")
+    if sum(c.weight for c in comps) <= 0:
+        raise GanforgeError("data.components: the weights must sum to a positive number")
 
 
 def resolve_config(preset: Optional[str] = None, file: Optional[str] = None,

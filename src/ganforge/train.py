@@ -29,11 +29,12 @@ from tqdm import tqdm
 from .api import Run, resolve_device
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from .config import Config, build_config, parse_interval, save_yaml
-from .data import load_dataset
+from .data import Mixture, load_dataset
+from .metrics import evaluate
 from .errors import GanforgeError
 from .losses import LOSSES
-from .models import build_discriminator, build_generator
-from .report import save_grid
+from .models import build_discriminator, build_generator, noise
+from .report import save_grid, save_toy_plot
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
 # change what is being trained, so a resumed run would no longer be the run it continues.
@@ -65,6 +66,35 @@ class BatchStream:
             self._perm, self._epoch = torch.randperm(self.n, generator=gen).to(self.device), epoch
         self.position += 1
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+class _TensorBatches:
+    """Real minibatches of a dataset held as one tensor on the device."""
+
+    def __init__(self, data, batch_size: int, seed: int, device: torch.device) -> None:
+        self.x = data.x.to(device)
+        self.order = BatchStream(len(data), batch_size, seed, device)
+        self.per_epoch = self.order.per_epoch
+
+    position = property(lambda self: self.order.position,
+                        lambda self, v: setattr(self.order, "position", v))
+
+    def next(self) -> torch.Tensor:
+        return self.x[self.order.next()]
+
+
+class _ToyBatches:
+    """Fresh samples of a toy distribution for every batch (drawn from torch's RNG, so resume is exact);
+    ``data.samples_per_epoch`` real samples make an epoch."""
+
+    def __init__(self, mixture: Mixture, batch_size: int, samples_per_epoch: int, device: torch.device) -> None:
+        self.mixture, self.batch_size, self.device = mixture, batch_size, device
+        self.per_epoch = max(1, samples_per_epoch // batch_size)
+        self.position = 0
+
+    def next(self) -> torch.Tensor:
+        self.position += 1
+        return self.mixture.sample(self.batch_size).to(self.device)
 
 
 def _make_optimizer(cfg: Config, params, lr: float) -> torch.optim.Optimizer:
@@ -196,10 +226,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     loss = LOSSES[cfg.loss]
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
-    stream = BatchStream(len(data), cfg.train.batch_size, cfg.seed, device)
-    fixed_z = torch.randn(cfg.log.n_samples, cfg.model.z_dim,
-                          generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
-    data = data.to(device)
+    toy = isinstance(data, Mixture)
+    if toy:
+        stream = _ToyBatches(data, cfg.train.batch_size, cfg.data.samples_per_epoch, device)
+    else:
+        stream = _TensorBatches(data, cfg.train.batch_size, cfg.seed, device)
+    fixed_z = noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1))
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
 
@@ -224,9 +256,13 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     (run_dir / "samples").mkdir(exist_ok=True)
     save_yaml(cfg, run_dir / "config.yaml")
     if not (run_dir / "samples" / "real.png").exists():
-        save_grid(data.x[stream_first(len(data), cfg)[: cfg.log.n_samples]], run_dir / "samples" / "real.png")
+        if toy:
+            real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
+            save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples")
+        else:
+            shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
+            save_grid(data.x[shown[: cfg.log.n_samples]], run_dir / "samples" / "real.png")
 
-    per_epoch_steps = stream.per_epoch / cfg.d_steps
     total = cfg.train.steps
     if total is None and cfg.train.epochs is not None:
         total = math.ceil(cfg.train.epochs * stream.per_epoch / cfg.d_steps)
@@ -241,13 +277,27 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(),
         }, run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
 
-    def grid() -> Path:
+    def snapshot() -> Path:
+        """The picture of this step; for toy data also the distribution metrics, logged."""
+        path = run_dir / "samples" / f"step-{step:07d}.png"
         net = G_ema if G_ema is not None else G
         net.eval()
-        with torch.no_grad():
-            images = net(fixed_z)
-        G.train()
-        return save_grid(images, run_dir / "samples" / f"step-{step:07d}.png")
+        try:
+            with torch.no_grad():
+                if not toy:
+                    return save_grid(net(fixed_z), path)
+                z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
+                x = net(z).float().cpu()
+                found = evaluate(x, data)
+                metrics_file.write(json.dumps({"step": step, "epoch": round(stream.position / stream.per_epoch, 4),
+                                               "kind": "eval", **found}) + "\n")
+                metrics_file.flush()
+                run.final_metrics = found
+                shown = ("w1", "ks", "hq_fraction", "modes_covered")
+                title = f"step {step}: " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
+                return save_toy_plot(x, data, path, title=title, d_curve=_d_curve(D, data, cfg, device))
+        finally:
+            G.train()
 
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not cfg.log.progress,
                desc=run_dir.name, file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 15.0)
@@ -255,7 +305,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     t0 = time.monotonic()
     t_log, images_since_log = t0, 0
     last_ckpt_step = step if state is not None else -1
-    B, z_dim = cfg.train.batch_size, cfg.model.z_dim
+    B = cfg.train.batch_size
     metrics_file = open(run_dir / "metrics.jsonl", "a")
     try:
         with _signals_to(stop):
@@ -266,9 +316,9 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                 epochs_before = stream.position // stream.per_epoch
 
                 for _ in range(cfg.d_steps):
-                    real = data.x[stream.next()]
+                    real = stream.next()
                     with torch.no_grad():
-                        fake = G(torch.randn(B, z_dim, device=device))
+                        fake = G(noise(cfg.model, B, device))
                     real_logits, fake_logits = D(real), D(fake)
                     d_loss = loss.d(real_logits, fake_logits)
                     opt_d.zero_grad(set_to_none=True)
@@ -276,7 +326,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     opt_d.step()
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
-                    g_loss = loss.g(D(G(torch.randn(B, z_dim, device=device))))
+                    g_loss = loss.g(D(G(noise(cfg.model, B, device))))
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
                     opt_g.step()
@@ -297,7 +347,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                 if step % cfg.log.every == 0:
                     now = time.monotonic()
                     values = (acc / acc_n).tolist()
-                    record = {"step": step, "epoch": round(stream.position / stream.per_epoch, 4),
+                    record = {"step": step, "kind": "train", "epoch": round(stream.position / stream.per_epoch, 4),
                               **{k: round(v, 6) for k, v in zip(_METRIC_KEYS, values)},
                               "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
                               "elapsed_s": round(elapsed_before + now - t0, 3)}
@@ -307,21 +357,23 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     acc.zero_()
                     acc_n, t_log, images_since_log = 0, now, 0
                 if _due(cfg.log.sample_every, step, epochs_before, epochs_after):
-                    grid()
+                    snapshot()
                 if _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after):
                     checkpoint()
                     last_ckpt_step = step
                 if stop.signum is not None:
                     run.stopped_by = "signal"
                     break
+        if step > 0 and not (run_dir / "samples" / f"step-{step:07d}.png").exists():
+            snapshot()
+        if last_ckpt_step != step:
+            checkpoint()
     finally:
         bar.close()
         metrics_file.close()
-
-    if step > 0 and not (run_dir / "samples" / f"step-{step:07d}.png").exists():
-        grid()
-    if last_ckpt_step != step:
-        checkpoint()
+    last = run_dir / "samples" / f"step-{step:07d}.png"
+    if last.exists():  # the final picture, beside config.yaml
+        write_atomic(run_dir / "final.png", lambda f: f.write(last.read_bytes()))
     run.step, run.epoch = step, round(stream.position / stream.per_epoch, 4)
     run.elapsed = elapsed_before + time.monotonic() - t0
     run.signal = stop.signum
@@ -337,9 +389,22 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-def stream_first(n: int, cfg: Config) -> torch.Tensor:
-    """Indices of the real images shown in ``samples/real.png``: a fixed seeded choice."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 2))
+def _d_curve(D: nn.Module, data: Mixture, cfg: Config, device: torch.device):
+    """D's probability as a function of x, for 1-D data where D judges single samples (with a
+    ``sample+stats`` D: against the statistics of a real batch); else None."""
+    if data.dim != 1 or cfg.model.d_input == "moments" or cfg.model.d_pack != 1:
+        return None
+    m, sd = data.means[:, 0], data.stds
+    xs = torch.linspace((m - 4 * sd).min().item(), (m + 4 * sd).max().item(), 300)
+    ref = data.sample(cfg.train.batch_size, generator=torch.Generator().manual_seed(cfg.eval.seed)).to(device)
+    D.eval()
+    try:
+        with torch.no_grad():
+            logits = D(xs[:, None].to(device), stats_of=ref) if cfg.model.d_input == "sample+stats" \
+                else D(xs[:, None].to(device))
+            return xs, torch.sigmoid(logits.float().cpu())
+    finally:
+        D.train()
 
 
 def _saved_config(state: Dict[str, Any], path: Path) -> Config:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 
 from ..config import DataConfig
 from ..errors import GanforgeError
 from .mnist import load_idx_dataset, load_mnist5k
+from .toy import DEFAULTS as TOY_DEFAULTS
+from .toy import Mixture
 
-NAMED = ("mnist5k", "mnist", "fashion-mnist")
+NAMED = ("mnist5k", "mnist", "fashion-mnist", *TOY_DEFAULTS)
 
 
 @dataclass
@@ -26,6 +28,7 @@ class TensorDataset:
     x: torch.Tensor
     y: Optional[torch.Tensor]
     name: str
+    kind = "image"
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -43,8 +46,10 @@ def default_root() -> Path:
     return Path.home() / ".cache" / "ganforge" / "data"
 
 
-def load_dataset(cfg: DataConfig) -> TensorDataset:
-    """Load the dataset named by ``cfg.name`` (a known name or a path)."""
+def load_dataset(cfg: DataConfig) -> Union[TensorDataset, Mixture]:
+    """Load the dataset named by ``cfg.name`` (a known name or a path); toy names give a :class:`Mixture`."""
+    if cfg.name in TOY_DEFAULTS:
+        return Mixture(cfg.components or TOY_DEFAULTS[cfg.name], cfg.name)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
     name = cfg.name
     if name == "mnist5k":

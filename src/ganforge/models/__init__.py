@@ -1,22 +1,42 @@
-"""Plain nn.Modules for G and D, built from the model config and the data's shape."""
+"""Plain nn.Modules for G and D, built from the model config and the data's shape; and G's noise."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
+import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .mlp import MLPDiscriminator, MLPGenerator
+from ..config import ModelConfig, activations
+from ..errors import GanforgeError
+from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "build_generator", "build_discriminator"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "build_generator", "build_discriminator", "noise",
+           "minibatch_moments"]
 
 
 def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
     # Only 'mlp' exists so far; the config validates arch against the known choices.
-    return MLPGenerator(cfg.z_dim, cfg.g_hidden, data_shape, act=cfg.g_act, leak=cfg.leak, norm=cfg.g_norm,
-                        norm_first=cfg.g_norm_first, bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum)
+    return MLPGenerator(cfg.z_dim, cfg.g_hidden, data_shape, act=activations(cfg.g_act, len(cfg.g_hidden)),
+                        leak=cfg.leak, norm=cfg.g_norm, norm_first=cfg.g_norm_first, bn_eps=cfg.bn_eps,
+                        bn_momentum=cfg.bn_momentum, out_act=cfg.g_out)
 
 
 def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
-    return MLPDiscriminator(data_shape, cfg.d_hidden, act=cfg.d_act, leak=cfg.leak, dropout=cfg.d_dropout)
+    width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)
+    if cfg.d_in is not None and cfg.d_in != width:
+        raise GanforgeError(f"model.d_in is {cfg.d_in} but D's input ({cfg.d_input}, pack {cfg.d_pack}) "
+                            f"on data of shape {list(data_shape)} has {width} features")
+    if cfg.d_input == "moments" and cfg.d_pack > 1:
+        raise GanforgeError("model.d_pack applies to per-sample D inputs, not d_input: moments")
+    return MLPDiscriminator(data_shape, cfg.d_hidden, act=activations(cfg.d_act, len(cfg.d_hidden)),
+                            leak=cfg.leak, dropout=cfg.d_dropout, input=cfg.d_input, pack=cfg.d_pack)
+
+
+def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,
+          generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """G's input: n × z_dim from N(0, I) or U(0, 1), as ``cfg.z_dist`` says."""
+    draw = torch.rand if cfg.z_dist == "uniform" else torch.randn
+    if generator is not None:  # seeded draws happen on the CPU, then move
+        return draw(n, cfg.z_dim, generator=generator).to(device)
+    return draw(n, cfg.z_dim, device=device)

@@ -104,3 +104,41 @@ def test_faithful_gaussian_run_logs_metrics_and_pictures(tmp_path):
     # 20 D updates and 20 G updates per step
     state = torch.load(run.dir / "checkpoints" / "step-0000020.pt", weights_only=True)
     assert state["position"] == 400
+
+
+def test_short_ring_run_moves_toward_covering_the_modes(tmp_path):
+    cfg = resolve_config("ring-8", overrides={"train.steps": 2000, "log.sample_every": "2000 steps", "ema": 0.0,
+                                               "log.progress": False, "eval.n": 2000})
+    run = ganforge.train(cfg, tmp_path / "ring")
+    from ganforge.data import load_dataset
+    from ganforge.models import build_generator, noise
+    torch.manual_seed(cfg.seed)  # the untrained G, exactly as training built it
+    G0 = build_generator(cfg.model, (2,)).eval()
+    with torch.no_grad():
+        x0 = G0(noise(cfg.model, 2000, generator=torch.Generator().manual_seed(cfg.eval.seed)))
+    before = evaluate(x0, load_dataset(cfg.data))["modes_covered"]
+    after = run.final_metrics["modes_covered"]
+    assert before <= 2 and after >= 6
+
+
+def test_eval_cli_is_deterministic_and_appends(tmp_path, capsys):
+    import json
+    from ganforge.cli import main
+    cfg = resolve_config("gaussian-1d-mlp", overrides={"train.steps": 50, "log.progress": False})
+    run = ganforge.train(cfg, tmp_path / "g")
+    assert main(["eval", str(run.dir), "--n", "3000"]) == 0
+    assert main(["eval", str(run.dir), "--n", "3000"]) == 0
+    first, second = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert first == second and first["n"] == 3000 and first["step"] == 50
+    assert len((run.dir / "eval.jsonl").read_text().splitlines()) == 2
+    assert main(["sample", str(run.dir), "--n", "5", "--out", str(tmp_path / "x.npy")]) == 0
+    assert np.load(tmp_path / "x.npy").shape == (5, 1)
+    assert main(["sample", str(run.dir), "--n", "500", "--out", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def test_eval_of_an_image_run_says_it_is_not_available(tiny_config, tmp_path, capsys):
+    from ganforge.cli import main
+    run = ganforge.train(tiny_config(train__steps=2), tmp_path / "img")
+    assert main(["eval", str(run.dir)]) == 2
+    assert "image metrics are not implemented" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     python benchmarks/toy.py                          # all toy presets, 5 seeds, 2 runs at a time
     python benchmarks/toy.py --presets ring-8 --seeds 2
+    python benchmarks/toy.py --presets grid-25 --set r1=1.0   # a variant, same seeds
 
 Each run uses one thread (these nets are tiny, and two runs share the 2 cores better than one run with
 two threads). Seconds are each run's own training time, as the run reports it.
@@ -27,15 +28,16 @@ _ONE = r"""
 import json, sys, torch
 torch.set_num_threads(1)
 import ganforge
-preset, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-cfg = ganforge.resolve_config(preset, overrides={"seed": seed, "log.progress": False})
+preset, seed, out, sets = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+cfg = ganforge.resolve_config(preset, overrides={**sets, "seed": seed, "log.progress": False})
 run = ganforge.train(cfg, out)
 print(json.dumps({"seconds": run.elapsed, "step": run.step, **run.final_metrics}))
 """
 
 
-def _one(preset: str, seed: int, root: Path) -> dict:
-    p = subprocess.run([sys.executable, "-c", _ONE, preset, str(seed), str(root / f"{preset}-{seed}")],
+def _one(preset: str, seed: int, root: Path, sets: dict) -> dict:
+    p = subprocess.run([sys.executable, "-c", _ONE, preset, str(seed), str(root / f"{preset}-{seed}"),
+                        json.dumps(sets)],
                        capture_output=True, text=True, check=True)
     return {"preset": preset, "seed": seed, **json.loads(p.stdout.strip().splitlines()[-1])}
 
@@ -45,11 +47,16 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=TOY_PRESETS)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for every run, as in `ganforge train --set`")
     args = ap.parse_args()
+    from ganforge.config import parse_set
+
+    sets = parse_set(args.sets)
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, "
-          f"1 thread per run, {args.jobs} runs at a time\n")
+          f"1 thread per run, {args.jobs} runs at a time" + (f", --set {' '.join(args.sets)}" if args.sets else "") + "\n")
     with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(args.jobs) as pool:
-        jobs = [pool.submit(_one, p, s, Path(d)) for p in args.presets for s in range(args.seeds)]
+        jobs = [pool.submit(_one, p, s, Path(d), sets) for p in args.presets for s in range(args.seeds)]
         rows = [j.result() for j in jobs]
     print("| preset | seed | steps | W1 | KS | mean | std | modes covered | high-quality % | KL(modes) | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

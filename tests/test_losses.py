@@ -60,3 +60,12 @@ def test_sign_conventions_gradients():
 def test_registry():
     assert LOSSES["minimax"].d is LOSSES["nonsaturating"].d is d_bce
     assert LOSSES["minimax"].g is g_minimax and LOSSES["nonsaturating"].g is g_nonsaturating
+
+
+def test_r1_penalty_is_the_squared_input_gradient():
+    from ganforge.losses import r1_penalty
+    w = torch.tensor([[3.0, -4.0]])          # D(x) = x·w: gradient w everywhere, ‖w‖² = 25
+    x = torch.randn(5, 2, requires_grad=True)
+    assert r1_penalty(x, (x @ w.T).squeeze(1)).item() == pytest.approx(25.0)
+    x = torch.randn(5, 2, requires_grad=True)   # D(x) = ‖x‖²: gradient 2x, penalty 4·mean‖x‖²
+    assert r1_penalty(x, x.pow(2).sum(1)).item() == pytest.approx(4 * x.pow(2).sum(1).mean().item(), rel=1e-5)

@@ -142,3 +142,15 @@ def test_eval_of_an_image_run_says_it_is_not_available(tiny_config, tmp_path, ca
     run = ganforge.train(tiny_config(train__steps=2), tmp_path / "img")
     assert main(["eval", str(run.dir)]) == 2
     assert "image metrics are not implemented" in capsys.readouterr().err
+
+
+def test_toy_resume_matches_an_uninterrupted_run(tmp_path):
+    import json
+    sets = {"log.progress": False, "log.sample_every": "10 steps", "log.checkpoint_every": "10 steps",
+            "eval.n": 500, "log.every": 5}
+    whole = ganforge.train(resolve_config("gaussian-1d-mlp", overrides={**sets, "train.steps": 40}), tmp_path / "w")
+    part = ganforge.train(resolve_config("gaussian-1d-mlp", overrides={**sets, "train.steps": 20}), tmp_path / "p")
+    resumed = ganforge.train(part.config.replace(**{"train.steps": 40}), part.dir, resume=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("img_per_s", "elapsed_s")} for r in rows]
+    assert strip(resumed.metrics) == strip(whole.metrics)
+    assert resumed.final_metrics == whole.final_metrics

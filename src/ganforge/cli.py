@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ganforge", description="Train the classic GANs on MNIST and friends, sample from them.")
+    p = _Parser(prog="ganforge", description="Train the classic GANs on MNIST and toy distributions, "
+                                             "sample from them, score them.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -38,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (config key seed)")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="train for N passes over the data")
-    budget.add_argument("--steps", type=int, help="train for N generator updates")
+    budget.add_argument("--steps", type=int, help="train for N steps (a step: d_steps D updates, then g_steps G updates)")
     budget.add_argument("--max-seconds", type=float, metavar="S", help="train for S seconds of wall-clock time")
-    t.add_argument("--data", metavar="NAME_OR_PATH", help="mnist5k (embedded), mnist, fashion-mnist")
+    t.add_argument("--data", metavar="NAME_OR_PATH",
+                   help="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr_g=1e-4 --set loss=minimax")
@@ -121,7 +123,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     grid = run.last_grid
     how = {"budget": "done", "max_seconds": "time budget reached", "signal": "stopped by signal"}[run.stopped_by]
     print(f"{how}: step {run.step} (epoch {run.epoch:.1f}) in {run.elapsed:.1f} s; run dir {run.dir}"
-          + (f"; last grid {grid}" if grid else ""))
+          + (f"; last picture {grid}" if grid else ""))
     if run.final_metrics:
         print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in run.final_metrics.items()))
     if run.stopped_by == "signal":

@@ -90,7 +90,7 @@ class OptimConfig:
 class TrainConfig:
     batch_size: int = _opt(128, min=1)
     epochs: Optional[int] = _opt(None, min=1, doc="budget in passes over the data (one of epochs/steps)")
-    steps: Optional[int] = _opt(None, min=1, doc="budget in generator updates (one of epochs/steps)")
+    steps: Optional[int] = _opt(None, min=1, doc="budget in steps: d_steps D updates then g_steps G updates (one of epochs/steps)")
     max_seconds: Optional[float] = _opt(None, min=0.0, doc="wall-clock budget of this invocation")
 
 
@@ -119,6 +119,8 @@ class Config:
     loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax"))
     d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
     g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
+    r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
+                                        "(Mescheder et al. 2018); 0 = off")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
                                         "samples when > 0 (e.g. 0.999); 0 = off")
     data: DataConfig = field(default_factory=DataConfig)

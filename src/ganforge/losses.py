@@ -43,3 +43,10 @@ LOSSES: Dict[str, Loss] = {
     "nonsaturating": Loss(d=d_bce, g=g_nonsaturating),
     "minimax": Loss(d=d_bce, g=g_minimax),
 }
+
+
+def r1_penalty(real: Tensor, real_logits: Tensor) -> Tensor:
+    """E‖∇_x D(x)‖² over the real batch (Mescheder et al. 2018); ``real`` must require grad and
+    ``real_logits`` must be D(real). Weighted by γ/2 in the training loop."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

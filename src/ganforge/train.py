@@ -32,7 +32,7 @@ from .config import Config, build_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
 from .metrics import evaluate
 from .errors import GanforgeError
-from .losses import LOSSES
+from .losses import LOSSES, r1_penalty
 from .models import build_discriminator, build_generator, noise
 from .report import save_grid, save_toy_plot
 
@@ -319,8 +319,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     real = stream.next()
                     with torch.no_grad():
                         fake = G(noise(cfg.model, B, device))
+                    if cfg.r1 > 0:
+                        real.requires_grad_(True)
                     real_logits, fake_logits = D(real), D(fake)
                     d_loss = loss.d(real_logits, fake_logits)
+                    if cfg.r1 > 0:
+                        d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real, real_logits)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()

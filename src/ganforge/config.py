@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 import yaml
 
 from .errors import GanforgeError
+from .losses import RECOMMENDED
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DEFAULT_PRESET = "mnist-mlp-tuned"
@@ -78,7 +79,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = _opt("adam", choices=("adam", "sgd"))
+    name: str = _opt("adam", choices=("adam", "sgd", "rmsprop"))
     lr_g: float = _opt(3e-4, min=0.0)
     lr_d: float = _opt(3e-4, min=0.0)
     betas: Tuple[float, float] = _opt((0.9, 0.999), min=0.0)
@@ -105,6 +106,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class LossParams:
+    lsgan_a: float = _opt(0.0, doc="LSGAN: D's target for fakes")
+    lsgan_b: float = _opt(1.0, doc="LSGAN: D's target for reals")
+    lsgan_c: float = _opt(1.0, doc="LSGAN: G's target for fakes")
+    clip: float = _opt(0.01, min=0.0, doc="WGAN: D's weights are clamped to [-clip, clip]")
+    gp_lambda: float = _opt(10.0, min=0.0, doc="WGAN-GP: weight of the gradient penalty")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     n: int = _opt(10000, min=1, doc="generated samples per evaluation")
     seed: int = _opt(1234, min=0, doc="seed of the evaluation noise (same checkpoint, same number)")
@@ -116,7 +126,8 @@ class Config:
     description: str = _opt("")
     seed: int = _opt(0, min=0)
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
-    loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax"))
+    loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax", "lsgan", "wgan", "wgan-gp", "hinge"))
+    loss_params: LossParams = field(default_factory=LossParams)
     d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
     g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
@@ -272,7 +283,7 @@ def _check_value(f: dataclasses.Field, value: Any, key: str) -> None:
 
 
 # Keys whose minimum is 0 in the metadata but where 0 itself is meaningless.
-_POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps"}
+_POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps", "clip"}
 
 
 def _hints(cls: type) -> Dict[str, Any]:
@@ -498,7 +509,13 @@ def resolve_config(preset: Optional[str] = None, file: Optional[str] = None,
         tree = base.to_dict()
     else:
         tree = Config(preset=name).to_dict()
-        _apply_layer(tree, load_preset(name), f"preset {name}")
+        preset_layer = load_preset(name)
+        # The chosen loss's recommended settings go just above the defaults: the preset, the file and
+        # --set still win wherever they set a key.
+        loss = (overrides or {}).get("loss") or file_layer.get("loss") or preset_layer.get("loss")
+        if loss in RECOMMENDED:
+            _apply_layer(tree, RECOMMENDED[loss], f"loss {loss}'s recommended settings")
+        _apply_layer(tree, preset_layer, f"preset {name}")
     if file is not None:
         file_layer = {k: v for k, v in file_layer.items() if k != "preset"}
         _apply_layer(tree, file_layer, f"config file {file}")

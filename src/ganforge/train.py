@@ -32,7 +32,7 @@ from .config import Config, build_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
 from .metrics import evaluate
 from .errors import GanforgeError
-from .losses import LOSSES, r1_penalty
+from .losses import build_loss, gradient_penalty, r1_penalty
 from .models import build_discriminator, build_generator, noise
 from .report import save_grid, save_toy_plot
 
@@ -101,6 +101,8 @@ def _make_optimizer(cfg: Config, params, lr: float) -> torch.optim.Optimizer:
     o = cfg.optim
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
     return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
@@ -224,7 +226,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     D = build_discriminator(cfg.model, data.shape).to(device)
     opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
-    loss = LOSSES[cfg.loss]
+    lp = cfg.loss_params
+    loss = build_loss(cfg.loss, lp.lsgan_a, lp.lsgan_b, lp.lsgan_c)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
     toy = isinstance(data, Mixture)
     if toy:
@@ -325,9 +328,15 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     d_loss = loss.d(real_logits, fake_logits)
                     if cfg.r1 > 0:
                         d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real, real_logits)
+                    if loss.gradient_penalty:
+                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(D, real, fake)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     opt_d.step()
+                    if loss.clip_weights:
+                        with torch.no_grad():
+                            for p in D.parameters():
+                                p.clamp_(-lp.clip, lp.clip)
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
                     g_loss = loss.g(D(G(noise(cfg.model, B, device))))

@@ -130,6 +130,13 @@ class Config:
     loss_params: LossParams = field(default_factory=LossParams)
     d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
     g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
+    spectral_norm: bool = _opt(False, doc="spectral normalisation of D's linear layers (Miyato et al. 2018)")
+    label_smoothing: float = _opt(0.0, min=0.0, doc="one-sided: D's target for reals is 1 - this (0.1 → 0.9; "
+                                                    "Salimans et al. 2016); BCE losses only")
+    instance_noise: float = _opt(0.0, min=0.0, doc="σ of Gaussian noise added to D's real and fake inputs, "
+                                                   "annealed linearly to 0 over instance_noise_steps")
+    instance_noise_steps: int = _opt(10000, min=1)
+    grad_clip: float = _opt(0.0, min=0.0, doc="clip G's and D's gradient norms to this (0 = off)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
@@ -440,6 +447,10 @@ def _validate(cfg: Config) -> None:
     if cfg.train.batch_size % cfg.model.d_pack:
         raise GanforgeError(f"train.batch_size ({cfg.train.batch_size}) must be a multiple of model.d_pack "
                             f"({cfg.model.d_pack})")
+    if cfg.label_smoothing and cfg.loss not in ("nonsaturating", "minimax"):
+        raise GanforgeError(f"label_smoothing applies to the BCE losses (nonsaturating, minimax), not '{cfg.loss}'")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise GanforgeError(f"config key 'label_smoothing' must be in [0, 1), got {cfg.label_smoothing}")
     if not 0 <= cfg.ema < 1:
         raise GanforgeError(f"config key 'ema' must be in [0, 1) (0 = off), got {cfg.ema}")
     if not 0 <= cfg.model.d_dropout < 1:

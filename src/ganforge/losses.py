@@ -19,9 +19,15 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def d_bce(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """D's loss of the original GAN: -E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014)."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def d_bce(real_logits: Tensor, fake_logits: Tensor, real_target: float = 1.0) -> Tensor:
+    """D's loss of the original GAN: -E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014).
+
+    ``real_target`` < 1 is one-sided label smoothing: BCE against t for reals,
+    t·(-log D(x)) + (1 - t)·(-log(1 - D(x))).
+    """
+    real = F.softplus(-real_logits).mean() if real_target == 1.0 else \
+        (real_target * F.softplus(-real_logits) + (1 - real_target) * F.softplus(real_logits)).mean()
+    return real + F.softplus(fake_logits).mean()
 
 
 def g_minimax(fake_logits: Tensor) -> Tensor:
@@ -84,11 +90,14 @@ RECOMMENDED: Dict[str, dict] = {
 }
 
 
-def build_loss(name: str, lsgan_a: float = 0.0, lsgan_b: float = 1.0, lsgan_c: float = 1.0) -> Loss:
-    """The registry entry ``name`` with its parameters bound (LSGAN's targets a, b, c)."""
+def build_loss(name: str, lsgan_a: float = 0.0, lsgan_b: float = 1.0, lsgan_c: float = 1.0,
+               label_smoothing: float = 0.0) -> Loss:
+    """The registry entry ``name`` with its parameters bound (LSGAN's a, b, c; BCE's real target)."""
     loss = LOSSES[name]
     if name == "lsgan":
         loss = replace(loss, d=partial(d_lsgan, a=lsgan_a, b=lsgan_b), g=partial(g_lsgan, c=lsgan_c))
+    if label_smoothing and loss.d is d_bce:
+        loss = replace(loss, d=partial(d_bce, real_target=1.0 - label_smoothing))
     return loss
 
 

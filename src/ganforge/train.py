@@ -33,7 +33,7 @@ from .data import Mixture, load_dataset
 from .metrics import evaluate
 from .errors import GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
-from .models import build_discriminator, build_generator, noise
+from .models import build_discriminator, build_generator, noise, spectral_normalise
 from .report import save_grid, save_toy_plot
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
@@ -223,11 +223,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     data = load_dataset(cfg.data)  # bad data fails here, before anything is written
     _seed_everything(cfg.seed)
     G = build_generator(cfg.model, data.shape).to(device)
-    D = build_discriminator(cfg.model, data.shape).to(device)
+    D = build_discriminator(cfg.model, data.shape)
+    D = (spectral_normalise(D) if cfg.spectral_norm else D).to(device)
     opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     lp = cfg.loss_params
-    loss = build_loss(cfg.loss, lp.lsgan_a, lp.lsgan_b, lp.lsgan_c)
+    loss = build_loss(cfg.loss, lp.lsgan_a, lp.lsgan_b, lp.lsgan_c, cfg.label_smoothing)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
     toy = isinstance(data, Mixture)
     if toy:
@@ -322,6 +323,10 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     real = stream.next()
                     with torch.no_grad():
                         fake = G(noise(cfg.model, B, device))
+                    sigma = _instance_noise(cfg, step)
+                    if sigma > 0:  # the same noise level on both sides, so D cannot tell them apart by it
+                        real = real + sigma * torch.randn_like(real)
+                        fake = fake + sigma * torch.randn_like(fake)
                     if cfg.r1 > 0:
                         real.requires_grad_(True)
                     real_logits, fake_logits = D(real), D(fake)
@@ -332,6 +337,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                         d_loss = d_loss + lp.gp_lambda * gradient_penalty(D, real, fake)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(D.parameters(), cfg.grad_clip)
                     opt_d.step()
                     if loss.clip_weights:
                         with torch.no_grad():
@@ -339,9 +346,15 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                                 p.clamp_(-lp.clip, lp.clip)
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
-                    g_loss = loss.g(D(G(noise(cfg.model, B, device))))
+                    fake = G(noise(cfg.model, B, device))
+                    sigma = _instance_noise(cfg, step)
+                    if sigma > 0:
+                        fake = fake + sigma * torch.randn_like(fake)
+                    g_loss = loss.g(D(fake))
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.grad_clip)
                     opt_g.step()
                 D.requires_grad_(True)
                 if G_ema is not None:
@@ -391,6 +404,13 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     run.elapsed = elapsed_before + time.monotonic() - t0
     run.signal = stop.signum
     return run
+
+
+def _instance_noise(cfg: Config, step: int) -> float:
+    """σ of the instance noise at ``step``: linear from ``instance_noise`` to 0 over ``instance_noise_steps``."""
+    if cfg.instance_noise <= 0:
+        return 0.0
+    return cfg.instance_noise * max(0.0, 1.0 - step / cfg.instance_noise_steps)
 
 
 @torch.no_grad()

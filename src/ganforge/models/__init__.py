@@ -12,7 +12,7 @@ from ..errors import GanforgeError
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
 __all__ = ["MLPGenerator", "MLPDiscriminator", "build_generator", "build_discriminator", "noise",
-           "minibatch_moments"]
+           "minibatch_moments", "spectral_normalise"]
 
 
 def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
@@ -31,6 +31,14 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Mod
         raise GanforgeError("model.d_pack applies to per-sample D inputs, not d_input: moments")
     return MLPDiscriminator(data_shape, cfg.d_hidden, act=activations(cfg.d_act, len(cfg.d_hidden)),
                             leak=cfg.leak, dropout=cfg.d_dropout, input=cfg.d_input, pack=cfg.d_pack)
+
+
+def spectral_normalise(D: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every Linear and Conv layer of D, in place."""
+    for name, m in list(D.named_modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            torch.nn.utils.parametrizations.spectral_norm(m)
+    return D
 
 
 def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,

@@ -64,3 +64,42 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
     with pytest.raises(GanforgeError, match="No space left on device; the previous checkpoint is intact"):
         write_atomic(target, boom)
     assert target.read_bytes() == b"good" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_resume_and_load_fall_back_past_a_corrupt_latest_checkpoint(tmp_path, capsys):
+    import ganforge
+    from ganforge.config import resolve_config
+    sets = {"data.limit": 256, "train.batch_size": 32, "log.progress": False, "log.checkpoint_every": "4 steps",
+            "train.steps": 8}
+    run = ganforge.train(resolve_config("mnist-mlp", overrides=sets), tmp_path / "r")
+    latest = run.dir / "checkpoints" / "step-0000008.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])                 # torn by a crash
+    gan = ganforge.load(run.dir)
+    assert gan.step == 4 and "step-0000008.pt" in capsys.readouterr().err
+    resumed = ganforge.train(run.config.replace(**{"train.steps": 12}), run.dir, resume=True)
+    err = capsys.readouterr().err
+    assert "step-0000008.pt: it is truncated or corrupt; resuming from" in err and "step-0000004.pt" in err
+    assert resumed.step == 12
+
+
+def test_export_loads_and_samples_without_the_run_dir(tmp_path, capsys):
+    import numpy as np
+    import ganforge
+    from ganforge.cli import main
+    from ganforge.config import resolve_config
+    run = ganforge.train(resolve_config("mnist-mlp-tuned", overrides={"data.limit": 256, "train.batch_size": 32,
+                                                                       "log.progress": False, "train.steps": 3}),
+                         tmp_path / "r")
+    assert main(["export", str(run.dir), "--out", str(tmp_path / "G.safetensors")]) == 0
+    exported = ganforge.load(tmp_path / "G.safetensors")
+    original = ganforge.load(run.dir)
+    assert torch.equal(exported.sample(6, seed=2), original.sample(6, seed=2))   # EMA weights, same config
+    assert exported.step == 3 and exported.config == original.config
+    import shutil
+    shutil.rmtree(run.dir)
+    assert main(["sample", str(tmp_path / "G.safetensors"), "--n", "4", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (4, 1, 28, 28)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk")
+    assert main(["sample", str(bad), "--out", str(tmp_path / "t.png")]) == 2
+    assert "not a readable safetensors file" in capsys.readouterr().err

@@ -6,10 +6,10 @@
     images = ganforge.load("runs/mine").sample(16)   # (16, 1, 28, 28) in [0, 1]
 """
 
-from .api import LoadedGAN, Run, load
+from .api import LoadedGAN, Run, export, load
 from .config import Config, preset_names, resolve_config
 from .errors import GanforgeError
 from .train import train
 
-__all__ = ["Config", "GanforgeError", "LoadedGAN", "Run", "load", "preset_names", "resolve_config", "train"]
+__all__ = ["Config", "GanforgeError", "LoadedGAN", "Run", "export", "load", "preset_names", "resolve_config", "train"]
 __version__ = "0.1.0"

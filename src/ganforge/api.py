@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+import sys
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from .checkpoint import latest_checkpoint, load_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, load_latest_good, write_atomic
 from .config import TOY_DATA, Config, build_config
 from .data import to_unit
 from .errors import GanforgeError
@@ -104,21 +105,26 @@ class LoadedGAN:
         return to_unit(x) if self.is_image else x
 
 
-def _checkpoint_path(path: Path) -> Path:
+def _load_state(path: Path) -> Tuple[Path, Dict[str, Any]]:
+    """(checkpoint path, state) for a run dir (its newest loadable checkpoint), a checkpoint file, or an
+    exported ``.safetensors`` generator."""
     if path.is_dir():
-        ckpt = latest_checkpoint(path / "checkpoints")
-        if ckpt is None:
+        if latest_checkpoint(path / "checkpoints") is None:
             raise GanforgeError(f"no checkpoint in run dir {path} (expected {path / 'checkpoints'}/step-*.pt)")
-        return ckpt
+        ckpt, state, skipped = load_latest_good(path / "checkpoints")
+        for problem in skipped:
+            print(f"ganforge: warning: {problem}; using {ckpt} instead", file=sys.stderr)
+        return ckpt, state
     if not path.exists():
         raise GanforgeError(f"no such run dir or checkpoint: {path}")
-    return path
+    if path.suffix == ".safetensors":
+        return path, _read_export(path)
+    return path, load_checkpoint(path)
 
 
 def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
-    """Load the generator of a run dir (its latest checkpoint) or of one checkpoint file."""
-    ckpt_path = _checkpoint_path(Path(path))
-    state = load_checkpoint(ckpt_path)
+    """Load the generator of a run dir (its latest good checkpoint), a checkpoint file, or an export."""
+    ckpt_path, state = _load_state(Path(path))
     try:
         config = build_config(state["config"])
         shape = tuple(int(s) for s in state["data_shape"])
@@ -131,3 +137,34 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
     return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev)
+
+
+def export(source: PathLike, out: PathLike) -> Path:
+    """Write the generator of a run dir or checkpoint (EMA weights when present) as a ``.safetensors``
+    file, its config, data shape and step as JSON metadata; :func:`load` and ``ganforge sample`` read it."""
+    from safetensors.torch import save
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise GanforgeError(f"--out must end in .safetensors, got '{out.name}'")
+    gan = load(source)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
+    meta = {"format": "ganforge-generator", "config": json.dumps(gan.config.to_dict()),
+            "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step)}
+    write_atomic(out, lambda f: f.write(save(tensors, metadata=meta)))
+    return out
+
+
+def _read_export(path: Path) -> Dict[str, Any]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:  # safetensors raises its own error types for truncated or foreign files
+        raise GanforgeError(f"cannot load {path}: not a readable safetensors file") from None
+    if meta.get("format") != "ganforge-generator":
+        raise GanforgeError(f"{path} is not a generator exported by ganforge")
+    return {"config": json.loads(meta["config"]), "data_shape": json.loads(meta["data_shape"]),
+            "step": int(meta.get("step", 0)), "G": tensors}

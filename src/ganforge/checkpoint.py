@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -106,3 +106,19 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     if state.get("version", 0) > VERSION:
         raise GanforgeError(f"{path} was written by a newer ganforge (format {state.get('version')}); upgrade ganforge")
     return state
+
+
+def load_latest_good(ckpt_dir: Path) -> Tuple[Path, Dict[str, Any], List[str]]:
+    """The newest checkpoint that loads, starting from ``latest``; with one line per unloadable newer
+    checkpoint skipped on the way. Raises GanforgeError when none loads."""
+    first = latest_checkpoint(ckpt_dir)
+    if first is None:
+        raise GanforgeError(f"no checkpoint under {ckpt_dir}")
+    candidates = [first] + [p for p in reversed(checkpoint_files(ckpt_dir)) if p != first]
+    skipped: List[str] = []
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path), skipped
+        except GanforgeError as e:
+            skipped.append(str(e))
+    raise GanforgeError(f"no loadable checkpoint under {ckpt_dir}: {skipped[0]}")

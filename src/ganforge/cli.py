@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed for the noise (default: random)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
+    x = sub.add_parser("export", help="write the generator (EMA weights when kept) as a .safetensors file",
+                       description="Write the generator of a run (its latest good checkpoint) or of a checkpoint "
+                                   "file as safetensors, with its config as JSON metadata; 'ganforge sample' and "
+                                   "ganforge.load() read it without the run dir.")
+    x.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    x.add_argument("--out", required=True, metavar="G.safetensors")
+
     e = sub.add_parser("eval", help="score a trained generator against its data; print JSON, append to eval.jsonl",
                        description="Score the run's latest checkpoint (or --checkpoint) with the metrics that "
                                    "apply to its data: toy 1-D (w1, ks, mean, std) and 2-D mixtures "
@@ -189,9 +196,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .api import export
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise GanforgeError(f"folder {out.parent} does not exist")
+    print(f"wrote {export(args.source, out)}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval}
+    commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
+                "export": _cmd_export}
     try:
         return commands[args.command](args)
     except GanforgeError as e:

@@ -27,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .api import Run, resolve_device
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
+from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, write_atomic
 from .config import Config, build_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
 from .metrics import evaluate
@@ -209,10 +209,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         if run_dir is None:
             raise GanforgeError("--resume needs --run-dir naming the run to continue")
         run_dir = Path(run_dir)
-        ckpt_path = latest_checkpoint(run_dir / "checkpoints") if run_dir.is_dir() else None
-        if ckpt_path is None:
+        if not run_dir.is_dir() or latest_checkpoint(run_dir / "checkpoints") is None:
             raise GanforgeError(f"nothing to resume in {run_dir}: no checkpoint under {run_dir / 'checkpoints'}")
-        state = load_checkpoint(ckpt_path)
+        ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
+        for problem in skipped:
+            print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
         check_resume_config(_saved_config(state, ckpt_path), cfg)
     else:
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)

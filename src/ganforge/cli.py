@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .errors import GanforgeError
+from .errors import DivergedError, GanforgeError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -215,6 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
+    except DivergedError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130

@@ -137,6 +137,11 @@ class Config:
                                                    "annealed linearly to 0 over instance_noise_steps")
     instance_noise_steps: int = _opt(10000, min=1)
     grad_clip: float = _opt(0.0, min=0.0, doc="clip G's and D's gradient norms to this (0 = off)")
+    on_nan: str = _opt("rollback", choices=("rollback", "stop"),
+                       doc="NaN/Inf in a loss or weight: roll back to the last good checkpoint with lower "
+                           "learning rates, or stop")
+    nan_lr_factor: float = _opt(0.5, min=0.0, doc="learning rates are multiplied by this at each rollback")
+    nan_max_rollbacks: int = _opt(3, min=0, doc="after this many rollbacks, stop (exit 1)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
@@ -290,7 +295,7 @@ def _check_value(f: dataclasses.Field, value: Any, key: str) -> None:
 
 
 # Keys whose minimum is 0 in the metadata but where 0 itself is meaningless.
-_POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps", "clip"}
+_POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps", "clip", "nan_lr_factor"}
 
 
 def _hints(cls: type) -> Dict[str, Any]:

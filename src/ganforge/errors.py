@@ -6,3 +6,10 @@ class GanforgeError(Exception):
 
     The CLI prints it on one line and exits with code 2.
     """
+
+
+class DivergedError(Exception):
+    """Training produced NaN/Inf and could not be rolled back further; the CLI exits 1 with the message.
+
+    The last good checkpoint is intact.
+    """

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, wr
 from .config import Config, build_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
 from .metrics import evaluate
-from .errors import GanforgeError
+from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
 from .models import build_discriminator, build_generator, noise, spectral_normalise
 from .report import save_grid, save_toy_plot
@@ -198,11 +198,13 @@ def _due(interval: str, step: int, epochs_before: int, epochs_after: int) -> boo
     return epochs_after // n > epochs_before // n
 
 
-def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool = False) -> Run:
+def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool = False,
+          on_step: Optional[Callable[[int, nn.Module, nn.Module], None]] = None) -> Run:
     """Train G and D as ``config`` says, writing everything into ``run_dir``; return the :class:`Run`.
 
     ``resume=True`` continues ``run_dir`` from its latest checkpoint; ``config`` may differ from the
-    run's saved config only in budgets, logging and device.
+    run's saved config only in budgets, logging and device. ``on_step(step, G, D)`` is called after
+    every step (for inspection or experiments; it runs inside the loop, so keep it cheap).
     """
     cfg = config
     if resume:
@@ -240,7 +242,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
 
-    if state is not None:
+    rollbacks = 0
+
+    def restore(state: Dict[str, Any], path: Path) -> None:
+        """Put every piece of training state back as the checkpoint ``state`` (read from ``path``) holds."""
+        nonlocal step, elapsed_before, fixed_z, acc, acc_n, rollbacks
         try:
             G.load_state_dict(state["G"])
             D.load_state_dict(state["D"])
@@ -249,13 +255,17 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             if G_ema is not None:
                 G_ema.load_state_dict(state["G_ema"])
         except (KeyError, RuntimeError, ValueError) as e:
-            raise GanforgeError(f"checkpoint {ckpt_path} does not fit this model: {str(e).splitlines()[0]}") from None
+            raise GanforgeError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
         step, stream.position = int(state["step"]), int(state["position"])
         elapsed_before = float(state.get("elapsed", 0.0))
         fixed_z = state["fixed_z"].to(device)
         acc, acc_n = state["acc"].to(device), int(state["acc_n"])
+        rollbacks = int(state.get("rollbacks", 0))
         _set_rng_state(state["rng"])
         _truncate_metrics(run_dir / "metrics.jsonl", step)
+
+    if state is not None:
+        restore(state, ckpt_path)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
@@ -279,7 +289,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             "config": cfg.to_dict(), "data_shape": list(data.shape),
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
-            "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(),
+            "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(), "rollbacks": rollbacks,
         }, run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
 
     def snapshot() -> Path:
@@ -304,14 +314,47 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         finally:
             G.train()
 
+    def roll_back(why: str) -> None:
+        """NaN/Inf: go back to the last good checkpoint with lower learning rates, or stop."""
+        nonlocal metrics_file, rollbacks, t_log, images_since_log
+        ckpt_dir = run_dir / "checkpoints"
+        good = latest_checkpoint(ckpt_dir)
+        if cfg.on_nan == "stop" or rollbacks >= cfg.nan_max_rollbacks or good is None:
+            tried = f" after {rollbacks} rollback(s)" if cfg.on_nan == "rollback" else ""
+            raise DivergedError(f"training diverged ({why} at step {step}){tried}; the last good checkpoint is "
+                                f"{good}; try lower learning rates (optim.lr_g/lr_d), grad_clip, r1 or "
+                                f"spectral_norm")
+        bad_step = step
+        metrics_file.close()
+        path, st, _ = load_latest_good(ckpt_dir)
+        count = rollbacks + 1
+        restore(st, path)
+        rollbacks = count
+        scale = cfg.nan_lr_factor ** rollbacks
+        for opt, lr in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+        metrics_file = open(run_dir / "metrics.jsonl", "a")
+        event = {"step": step, "kind": "event", "event": "nan_rollback", "why": why, "at_step": bad_step,
+                 "rollback": rollbacks, "lr_g": cfg.optim.lr_g * scale, "lr_d": cfg.optim.lr_d * scale}
+        metrics_file.write(json.dumps(event) + "\n")
+        metrics_file.flush()
+        print(f"ganforge: warning: {why} at step {bad_step}: rolled back to {path.name}, learning rates x{scale:g} "
+              f"(rollback {rollbacks} of at most {cfg.nan_max_rollbacks})", file=sys.stderr)
+        bar.reset(total=total)
+        bar.update(step)
+        t_log, images_since_log = time.monotonic(), 0
+
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not cfg.log.progress,
                desc=run_dir.name, file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 15.0)
     stop = _StopFlag()
     t0 = time.monotonic()
     t_log, images_since_log = t0, 0
-    last_ckpt_step = step if state is not None else -1
     B = cfg.train.batch_size
     metrics_file = open(run_dir / "metrics.jsonl", "a")
+    if state is None and cfg.on_nan == "rollback":
+        checkpoint()  # step 0: something good to roll back to before the first interval
+    last_ckpt_step = step
     try:
         with _signals_to(stop):
             while total is None or step < total:
@@ -362,6 +405,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     _update_ema(G_ema, G, cfg.ema)
 
                 step += 1
+                if on_step is not None:
+                    on_step(step, G, D)
                 images_since_log += B * cfg.d_steps
                 with torch.no_grad():  # accumulate on the device; read back only at log time
                     acc += torch.stack([d_loss.detach(), g_loss.detach(),
@@ -374,6 +419,9 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                 if step % cfg.log.every == 0:
                     now = time.monotonic()
                     values = (acc / acc_n).tolist()
+                    if not all(math.isfinite(v) for v in values):
+                        roll_back("NaN/Inf in the losses")
+                        continue
                     record = {"step": step, "kind": "train", "epoch": round(stream.position / stream.per_epoch, 4),
                               **{k: round(v, 6) for k, v in zip(_METRIC_KEYS, values)},
                               "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
@@ -385,7 +433,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     acc_n, t_log, images_since_log = 0, now, 0
                 if _due(cfg.log.sample_every, step, epochs_before, epochs_after):
                     snapshot()
-                if _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after):
+                last = total is not None and step >= total
+                if last or _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after):
+                    if not _finite(G, D):  # never write a poisoned checkpoint
+                        roll_back("NaN/Inf in the weights")
+                        continue
                     checkpoint()
                     last_ckpt_step = step
                 if stop.signum is not None:
@@ -393,7 +445,10 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     break
         if step > 0 and not (run_dir / "samples" / f"step-{step:07d}.png").exists():
             snapshot()
-        if last_ckpt_step != step:
+        if last_ckpt_step != step:  # stopped by time or signal between checkpoints
+            if not _finite(G, D):
+                raise DivergedError(f"training diverged (NaN/Inf in the weights at step {step}); not saved; "
+                                    f"the last good checkpoint is {latest_checkpoint(run_dir / 'checkpoints')}")
             checkpoint()
     finally:
         bar.close()
@@ -405,6 +460,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     run.elapsed = elapsed_before + time.monotonic() - t0
     run.signal = stop.signum
     return run
+
+
+def _finite(*modules: nn.Module) -> bool:
+    """Every parameter of every module is finite (one device sync)."""
+    flags = [torch.isfinite(p).all() for m in modules for p in m.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def _instance_noise(cfg: Config, step: int) -> float:

@@ -211,12 +211,21 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         if run_dir is None:
             raise GanforgeError("--resume needs --run-dir naming the run to continue")
         run_dir = Path(run_dir)
-        if not run_dir.is_dir() or latest_checkpoint(run_dir / "checkpoints") is None:
-            raise GanforgeError(f"nothing to resume in {run_dir}: no checkpoint under {run_dir / 'checkpoints'}")
-        ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
-        for problem in skipped:
-            print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
-        check_resume_config(_saved_config(state, ckpt_path), cfg)
+        if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
+            raise GanforgeError(f"nothing to resume in {run_dir}: no config.yaml from an earlier run")
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write interrupted by a kill
+            stale.unlink()
+        if latest_checkpoint(run_dir / "checkpoints") is None:
+            # Killed before its first checkpoint: nothing to continue, so start it again from step 0.
+            print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
+            state = None
+            check_resume_config(build_config(_read_saved_config(run_dir)), cfg)
+            _truncate_metrics(run_dir / "metrics.jsonl", 0)
+        else:
+            ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
+            for problem in skipped:
+                print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
+            check_resume_config(_saved_config(state, ckpt_path), cfg)
     else:
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
         _check_new_run_dir(run_dir)
@@ -507,6 +516,15 @@ def _saved_config(state: Dict[str, Any], path: Path) -> Config:
         return build_config(state["config"])
     except (KeyError, GanforgeError) as e:
         raise GanforgeError(f"checkpoint {path} holds no valid config ({e})") from None
+
+
+def _read_saved_config(run_dir: Path) -> Dict[str, Any]:
+    import yaml
+
+    try:
+        return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        raise GanforgeError(f"{run_dir / 'config.yaml'} is unreadable; start a new run dir") from None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

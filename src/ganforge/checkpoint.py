@@ -7,6 +7,7 @@ replaced the same way. Loading uses ``weights_only=True``: a file that holds pic
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -60,11 +61,23 @@ def checkpoint_files(ckpt_dir: Path) -> List[Path]:
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(state: Dict[str, Any], ckpt_dir: Path, step: int, keep: int) -> Path:
-    """Write ``state`` as ``step-NNNNNNN.pt``, point ``latest`` at it, keep the newest ``keep``."""
+def save_checkpoint(state: Dict[str, Any], ckpt_dir: Path, step: int, keep: int, name: Optional[str] = None,
+                    metrics: Optional[Dict[str, float]] = None) -> Path:
+    """Write ``state`` as ``step-NNNNNNN.pt``, point ``latest`` at it, keep the newest ``keep``.
+
+    With ``name`` (e.g. ``best.pt``) write that file instead and leave ``latest`` and pruning alone;
+    ``metrics`` go into the file and, readable without torch, into ``<name>.json``.
+    """
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "version": VERSION, **state, **({"metrics": metrics} if metrics else {})}
+    if name is not None:
+        path = ckpt_dir / name
+        write_atomic(path, lambda f: torch.save(state, f))
+        if metrics is not None:
+            info = json.dumps({"step": step, **metrics}) + "\n"
+            write_atomic(path.with_suffix(".json"), lambda f: f.write(info.encode()))
+        return path
     path = ckpt_dir / f"step-{step:07d}.pt"
-    state = {"format": FORMAT, "version": VERSION, **state}
     write_atomic(path, lambda f: torch.save(state, f))
     write_atomic(ckpt_dir / "latest", lambda f: f.write(path.name.encode() + b"\n"))
     for old in checkpoint_files(ckpt_dir)[:-keep]:

@@ -252,10 +252,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
 
     rollbacks = 0
+    best_score: Optional[list] = None  # the best evaluation so far, as _score() ranks it
 
     def restore(state: Dict[str, Any], path: Path) -> None:
         """Put every piece of training state back as the checkpoint ``state`` (read from ``path``) holds."""
-        nonlocal step, elapsed_before, fixed_z, acc, acc_n, rollbacks
+        nonlocal step, elapsed_before, fixed_z, acc, acc_n, rollbacks, best_score
         try:
             G.load_state_dict(state["G"])
             D.load_state_dict(state["D"])
@@ -270,6 +271,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         fixed_z = state["fixed_z"].to(device)
         acc, acc_n = state["acc"].to(device), int(state["acc_n"])
         rollbacks = int(state.get("rollbacks", 0))
+        best_score = state.get("best_score")
         _set_rng_state(state["rng"])
         _truncate_metrics(run_dir / "metrics.jsonl", step)
 
@@ -292,17 +294,23 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         total = math.ceil(cfg.train.epochs * stream.per_epoch / cfg.d_steps)
     run = Run(run_dir, cfg, step, stream.position / stream.per_epoch, elapsed_before)
 
-    def checkpoint() -> Path:
-        return save_checkpoint({
+    def training_state() -> Dict[str, Any]:
+        return {
             "step": step, "position": stream.position, "elapsed": elapsed_before + (time.monotonic() - t0),
             "config": cfg.to_dict(), "data_shape": list(data.shape),
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
             "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(), "rollbacks": rollbacks,
-        }, run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
+            "best_score": best_score,
+        }
+
+    def checkpoint() -> Path:
+        return save_checkpoint(training_state(), run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
 
     def snapshot() -> Path:
-        """The picture of this step; for toy data also the distribution metrics, logged."""
+        """The picture of this step; for toy data also the distribution metrics, logged, and
+        ``checkpoints/best.pt`` when they are the best so far."""
+        nonlocal best_score
         path = run_dir / "samples" / f"step-{step:07d}.png"
         net = G_ema if G_ema is not None else G
         net.eval()
@@ -317,6 +325,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                                                "kind": "eval", **found}) + "\n")
                 metrics_file.flush()
                 run.final_metrics = found
+                score = _score(found)
+                if best_score is None or score > tuple(best_score):  # NaN scores never compare greater
+                    best_score = list(score)
+                    save_checkpoint(training_state(), run_dir / "checkpoints", step, cfg.log.keep_checkpoints,
+                                    name="best.pt", metrics=found)
                 shown = ("w1", "ks", "hq_fraction", "modes_covered")
                 title = f"step {step}: " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
                 return save_toy_plot(x, data, path, title=title, d_curve=_d_curve(D, data, cfg, device))
@@ -469,6 +482,14 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     run.elapsed = elapsed_before + time.monotonic() - t0
     run.signal = stop.signum
     return run
+
+
+def _score(metrics: Dict[str, float]) -> tuple:
+    """Rank evaluations, higher is better: 1-D by lowest W1; 2-D by most modes covered, then most
+    high-quality samples, then lowest KL."""
+    if "w1" in metrics:
+        return (-metrics["w1"],)
+    return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
 
 
 def _finite(*modules: nn.Module) -> bool:

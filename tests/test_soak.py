@@ -41,7 +41,12 @@ def test_sigkill_at_random_moments_then_resume_completes(tmp_path):
         deadline = time.time() + 60
         while not (run_dir / "config.yaml").exists() and p.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.2, 1.5))
+        if attempt < 3:  # at a random moment
+            time.sleep(rng.uniform(0.2, 1.5))
+        else:            # inside a checkpoint write: its temp file exists, the rename has not happened
+            while not list((run_dir / "checkpoints").glob(".*.tmp")) and p.poll() is None \
+                    and time.time() < deadline:
+                time.sleep(0.01)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1

@@ -142,6 +142,9 @@ class Config:
                            "learning rates, or stop")
     nan_lr_factor: float = _opt(0.5, min=0.0, doc="learning rates are multiplied by this at each rollback")
     nan_max_rollbacks: int = _opt(3, min=0, doc="after this many rollbacks, stop (exit 1)")
+    diffaugment: str = _opt("", doc="DiffAugment policies for image data, e.g. 'color,translation,cutout' "
+                                    "(Zhao et al. 2020); empty = off")
+    r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
@@ -452,6 +455,14 @@ def _validate(cfg: Config) -> None:
     if cfg.train.batch_size % cfg.model.d_pack:
         raise GanforgeError(f"train.batch_size ({cfg.train.batch_size}) must be a multiple of model.d_pack "
                             f"({cfg.model.d_pack})")
+    for policy in filter(None, (p.strip() for p in cfg.diffaugment.split(","))):
+        if policy not in ("color", "translation", "cutout"):
+            near = difflib.get_close_matches(policy, ("color", "translation", "cutout"), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise GanforgeError(f"config key 'diffaugment': unknown policy '{policy}'{hint}; "
+                                f"choose from color, translation, cutout")
+    if cfg.diffaugment.strip() and cfg.data.name in TOY_DATA:
+        raise GanforgeError(f"diffaugment applies to image data, not '{cfg.data.name}'")
     if cfg.label_smoothing and cfg.loss not in ("nonsaturating", "minimax"):
         raise GanforgeError(f"label_smoothing applies to the BCE losses (nonsaturating, minimax), not '{cfg.loss}'")
     if not 0 <= cfg.label_smoothing < 1:

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .api import Run, resolve_device
+from .augment import diff_augment
 from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, write_atomic
 from .config import Config, build_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
@@ -373,6 +374,9 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     t0 = time.monotonic()
     t_log, images_since_log = t0, 0
     B = cfg.train.batch_size
+    policies = [p.strip() for p in cfg.diffaugment.split(",") if p.strip()]
+    # What D sees: DiffAugment (when on) applied to real and fake alike, differentiably.
+    judge = (lambda x: D(diff_augment(x, policies))) if policies else D
     metrics_file = open(run_dir / "metrics.jsonl", "a")
     if state is None and cfg.on_nan == "rollback":
         checkpoint()  # step 0: something good to roll back to before the first interval
@@ -393,14 +397,15 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     if sigma > 0:  # the same noise level on both sides, so D cannot tell them apart by it
                         real = real + sigma * torch.randn_like(real)
                         fake = fake + sigma * torch.randn_like(fake)
-                    if cfg.r1 > 0:
+                    lazy_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
+                    if lazy_r1:
                         real.requires_grad_(True)
-                    real_logits, fake_logits = D(real), D(fake)
+                    real_logits, fake_logits = judge(real), judge(fake)
                     d_loss = loss.d(real_logits, fake_logits)
-                    if cfg.r1 > 0:
-                        d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real, real_logits)
+                    if lazy_r1:
+                        d_loss = d_loss + cfg.r1 / 2 * cfg.r1_every * r1_penalty(real, real_logits)
                     if loss.gradient_penalty:
-                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(D, real, fake)
+                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(judge, real, fake)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     if cfg.grad_clip > 0:
@@ -416,7 +421,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     sigma = _instance_noise(cfg, step)
                     if sigma > 0:
                         fake = fake + sigma * torch.randn_like(fake)
-                    g_loss = loss.g(D(fake))
+                    g_loss = loss.g(judge(fake))
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
                     if cfg.grad_clip > 0:

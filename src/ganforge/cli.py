@@ -111,7 +111,7 @@ def _train_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .api import Run
-    from .config import build_config, resolve_config
+    from .config import load_run_config, resolve_config
     from .train import train
 
     overrides = _train_overrides(args)
@@ -119,12 +119,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if not args.run_dir:
             raise GanforgeError("--resume needs --run-dir naming the run to continue")
-        saved = Path(args.run_dir) / "config.yaml"
-        if not saved.is_file():
-            raise GanforgeError(f"nothing to resume in {args.run_dir}: no config.yaml")
-        from .config import _read_yaml
-
-        base = build_config(_read_yaml(saved, "saved config"))
+        base = load_run_config(Path(args.run_dir))
     cfg = resolve_config(args.preset, args.config, overrides, base=base)
     run: Run = train(cfg, args.run_dir, resume=args.resume)
     grid = run.last_grid

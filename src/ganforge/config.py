@@ -552,5 +552,13 @@ def resolve_config(preset: Optional[str] = None, file: Optional[str] = None,
     return build_config(tree)
 
 
+def load_run_config(run_dir: Path) -> Config:
+    """The validated config a run saved in ``run_dir/config.yaml`` (the base for ``--resume``)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise GanforgeError(f"nothing to resume in {run_dir}: no config.yaml from an earlier run")
+    return build_config(_read_yaml(path, "saved config"))
+
+
 def save_yaml(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

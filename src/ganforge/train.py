@@ -8,8 +8,8 @@ incomplete one dropped, reshuffled each epoch), so one epoch is ``(N // batch_si
 
 from __future__ import annotations
 
-import json
 import copy
+import json
 import math
 import random
 import signal
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .api import Run, resolve_device
 from .augment import diff_augment
 from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, write_atomic
-from .config import Config, build_config, parse_interval, save_yaml
+from .config import Config, build_config, load_run_config, parse_interval, save_yaml
 from .data import Mixture, load_dataset
 from .metrics import evaluate
 from .errors import DivergedError, GanforgeError
@@ -212,15 +212,14 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         if run_dir is None:
             raise GanforgeError("--resume needs --run-dir naming the run to continue")
         run_dir = Path(run_dir)
-        if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
-            raise GanforgeError(f"nothing to resume in {run_dir}: no config.yaml from an earlier run")
+        saved = load_run_config(run_dir)  # no config.yaml: nothing to resume
         for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write interrupted by a kill
             stale.unlink()
         if latest_checkpoint(run_dir / "checkpoints") is None:
             # Killed before its first checkpoint: nothing to continue, so start it again from step 0.
             print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
             state = None
-            check_resume_config(build_config(_read_saved_config(run_dir)), cfg)
+            check_resume_config(saved, cfg)
             _truncate_metrics(run_dir / "metrics.jsonl", 0)
         else:
             ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
@@ -542,15 +541,6 @@ def _saved_config(state: Dict[str, Any], path: Path) -> Config:
         return build_config(state["config"])
     except (KeyError, GanforgeError) as e:
         raise GanforgeError(f"checkpoint {path} holds no valid config ({e})") from None
-
-
-def _read_saved_config(run_dir: Path) -> Dict[str, Any]:
-    import yaml
-
-    try:
-        return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        raise GanforgeError(f"{run_dir / 'config.yaml'} is unreadable; start a new run dir") from None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

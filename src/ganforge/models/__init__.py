@@ -35,7 +35,7 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Mod
 
 def spectral_normalise(D: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) on every Linear and Conv layer of D, in place."""
-    for name, m in list(D.named_modules()):
+    for m in list(D.modules()):
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             torch.nn.utils.parametrizations.spectral_norm(m)
     return D

@@ -45,18 +45,28 @@ class Component:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25")
+    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25, "
+                                    "or a folder of images")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only the first N images")
     components: Optional[Tuple[Component, ...]] = _opt(
         None, doc="toy data: Gaussian mixture [{mean, std, weight}, ...] (default: the named distribution's)")
     samples_per_epoch: int = _opt(10000, min=1, doc="toy data (infinite): real samples that make one epoch")
+    image_size: Optional[int] = _opt(None, min=8, doc="images are resized to this (folders: short side, then "
+                                                      "centre crop); null = the dataset's own size (folders: 64)")
+    channels: Optional[int] = _opt(None, choices=(1, 3), doc="1 (grayscale) or 3 (RGB); null = the dataset's "
+                                                             "own (folders: 3)")
+    augment: bool = _opt(False, doc="random horizontal flip and a small random affine (degrees 5, translate "
+                                    "(0.05, 0.025), scale (0.95, 1.05), shear 0.025) on each real batch")
+    max_memory_mb: int = _opt(2048, min=0, doc="image folders up to this size after decoding are held as one "
+                                              "tensor; larger ones stream through a DataLoader")
+    workers: int = _opt(2, min=0, doc="DataLoader worker processes for folders too large to hold in memory")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _opt("mlp", choices=("mlp",))
+    arch: str = _opt("mlp", choices=("mlp", "dcgan"))
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
     z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")
@@ -75,6 +85,10 @@ class ModelConfig:
     d_pack: int = _opt(1, min=1, doc="PacGAN: D judges packs of this many samples jointly (Lin et al. 2018)")
     d_in: Optional[int] = _opt(None, min=1, doc="D's input width; derived from data and d_input when null")
     leak: float = _opt(0.2, min=0.0, doc="negative slope of LeakyReLU")
+    g_features: int = _opt(64, min=1, doc="dcgan: width of G's last hidden block (doubling towards z)")
+    d_features: int = _opt(64, min=1, doc="dcgan: width of D's first block (doubling towards the logit)")
+    d_norm: str = _opt("none", choices=("none", "batchnorm"), doc="dcgan: normalisation in D's blocks "
+                                                                  "after the first")
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,8 @@ class Config:
     r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
+    sync_bn: bool = _opt(False, doc="distributed runs: synchronise BatchNorm statistics across processes "
+                                    "(default: each process normalises its own share of the batch)")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
                                         "samples when > 0 (e.g. 0.999); 0 = off")
     data: DataConfig = field(default_factory=DataConfig)
@@ -276,9 +292,9 @@ def _check_value(f: dataclasses.Field, value: Any, key: str) -> None:
     if value is None:
         return
     if meta.get("choices") and value not in meta["choices"]:
-        near = difflib.get_close_matches(str(value), meta["choices"], n=1)
+        near = difflib.get_close_matches(str(value), [str(c) for c in meta["choices"]], n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise GanforgeError(f"config key '{key}' must be one of {', '.join(meta['choices'])}; "
+        raise GanforgeError(f"config key '{key}' must be one of {', '.join(map(str, meta['choices']))}; "
                             f"got '{value}'{hint}")
     if meta.get("interval"):
         try:
@@ -471,6 +487,48 @@ def _validate(cfg: Config) -> None:
         raise GanforgeError(f"config key 'ema' must be in [0, 1) (0 = off), got {cfg.ema}")
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
+    _validate_images(cfg)
+
+
+def _validate_images(cfg: "Config") -> None:
+    m, d = cfg.model, cfg.data
+    if not d.name.strip():
+        raise GanforgeError(f"no data given: preset '{cfg.preset}' trains on a folder of your images; "
+                            f"pass --data PATH (or set data.name)")
+    if d.name in TOY_DATA:
+        for key in ("image_size", "channels"):
+            if getattr(d, key) is not None:
+                raise GanforgeError(f"data.{key} applies to image data, not '{d.name}'")
+        if d.augment:
+            raise GanforgeError(f"data.augment applies to image data, not '{d.name}'")
+        if m.arch == "dcgan":
+            raise GanforgeError(f"model.arch dcgan needs image data, not '{d.name}'; use arch mlp for toy data")
+    if m.arch == "mlp" and m.d_norm != "none":
+        raise GanforgeError("model.d_norm applies to the dcgan discriminator; the MLP D has no normalisation")
+    if m.arch == "dcgan":
+        for key, value in (("model.d_input", m.d_input != "sample"), ("model.d_pack", m.d_pack != 1),
+                           ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):
+            if value:
+                raise GanforgeError(f"{key} applies to the MLP models, not model.arch dcgan")
+        if d.image_size is not None and d.image_size not in (32, 64, 128):
+            raise GanforgeError(f"model.arch dcgan needs data.image_size 32, 64 or 128, got {d.image_size}")
+
+
+def config_warnings(cfg: "Config") -> List[str]:
+    """Combinations that run but are known to work against each other, each with the reason."""
+    out = []
+    if cfg.model.d_norm == "batchnorm":
+        if cfg.loss == "wgan-gp":
+            out.append("wgan-gp with BatchNorm in D (model.d_norm: batchnorm): the gradient penalty is defined "
+                       "per sample, and BatchNorm makes each critic value depend on the whole batch "
+                       "(Gulrajani et al. 2017 use no BatchNorm in the critic); set model.d_norm: none")
+        if cfg.r1 > 0:
+            out.append("r1 with BatchNorm in D (model.d_norm: batchnorm): the penalty on ∇x D(x) is per sample, "
+                       "but BatchNorm couples the samples of a batch; consider model.d_norm: none")
+    if cfg.loss == "wgan" and cfg.optim.name == "adam" and cfg.optim.betas[0] > 0:
+        out.append("wgan with Adam (momentum β1 > 0): Arjovsky et al. 2017 report unstable training with "
+                   "momentum-based optimisers and use RMSprop; set optim.name: rmsprop")
+    return out
 
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh")

@@ -86,7 +86,8 @@ LOSSES: Dict[str, Loss] = {
 # config that sets a key wins. (WGAN: RMSprop 5e-5, 5 critic steps; WGAN-GP: Adam 1e-4, β (0, 0.9), 5.)
 RECOMMENDED: Dict[str, dict] = {
     "wgan": {"d_steps": 5, "optim": {"name": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5}},
-    "wgan-gp": {"d_steps": 5, "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]}},
+    "wgan-gp": {"d_steps": 5, "optim": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.0, 0.9]},
+                "model": {"d_norm": "none"}},  # the penalty is per sample: no BatchNorm in the critic
 }
 
 

@@ -9,20 +9,38 @@ from torch import nn
 
 from ..config import ModelConfig, activations
 from ..errors import GanforgeError
+from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "build_generator", "build_discriminator", "noise",
-           "minibatch_moments", "spectral_normalise"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+           "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
+
+
+def _dcgan_shape(data_shape: Tuple[int, ...]) -> Tuple[int, int]:
+    """(channels, size) of square 1- or 3-channel images of 32, 64 or 128 px; else one clear error."""
+    if len(data_shape) != 3 or data_shape[0] not in (1, 3) or data_shape[1] != data_shape[2] \
+            or data_shape[1] not in SIZES:
+        raise GanforgeError(f"model.arch dcgan needs square 1- or 3-channel images of {', '.join(map(str, SIZES))} "
+                            f"px, but the data's shape is {list(data_shape)}; set data.image_size and data.channels")
+    return data_shape[0], data_shape[1]
 
 
 def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
-    # Only 'mlp' exists so far; the config validates arch against the known choices.
+    """G for ``cfg.arch``; DCGAN's weights are drawn as its paper says (from torch's global RNG)."""
+    if cfg.arch == "dcgan":
+        channels, size = _dcgan_shape(data_shape)
+        return dcgan_init(DCGANGenerator(cfg.z_dim, size, channels, cfg.g_features, bn_eps=cfg.bn_eps,
+                                         bn_momentum=cfg.bn_momentum))
     return MLPGenerator(cfg.z_dim, cfg.g_hidden, data_shape, act=activations(cfg.g_act, len(cfg.g_hidden)),
                         leak=cfg.leak, norm=cfg.g_norm, norm_first=cfg.g_norm_first, bn_eps=cfg.bn_eps,
                         bn_momentum=cfg.bn_momentum, out_act=cfg.g_out)
 
 
 def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
+    if cfg.arch == "dcgan":
+        channels, size = _dcgan_shape(data_shape)
+        return dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
+                                             bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum))
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)
     if cfg.d_in is not None and cfg.d_in != width:
         raise GanforgeError(f"model.d_in is {cfg.d_in} but D's input ({cfg.d_input}, pack {cfg.d_pack}) "

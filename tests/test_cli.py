@@ -58,7 +58,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     (["train", "--set", "train.batch_size=-4"], "'train.batch_size' must be >= 1"),
     (["train", "--set", "model.z_dim=ten"], "'model.z_dim' must be an integer"),
     (["train", "--steps", "5", "--epochs", "2"], "not allowed with argument"),
-    (["train", "--data", "/no/such/dir"], "nor an existing path"),
+    (["train", "--data", "/no/such/dir"], "nor an existing folder"),
     (["train", "--config", "/no/such.yaml"], "config file not found"),
     (["train", "--resume"], "--resume needs --run-dir"),
     (["sample", "/no/such/run", "--out", "x.png"], "no such run dir or checkpoint"),

@@ -58,5 +58,5 @@ def test_truncated_or_foreign_idx_files(tmp_path):
 
 
 def test_missing_path():
-    with pytest.raises(GanforgeError, match="neither a known dataset .* nor an existing path"):
+    with pytest.raises(GanforgeError, match="neither a known dataset .* nor an existing folder"):
         load_dataset(DataConfig(name="/no/such/folder"))

@@ -40,6 +40,7 @@ class Run:
     elapsed: float = 0.0
     stopped_by: str = "budget"  # budget | max_seconds | signal
     signal: Optional[int] = None  # the signal number when stopped_by == "signal"
+    rank: int = 0  # distributed runs: this process's rank (only rank 0 writes the run dir)
     final_metrics: Optional[Dict[str, float]] = None  # toy data: the last evaluation's numbers
 
     @property

@@ -65,3 +65,32 @@ def diff_augment(x: Tensor, policies: Sequence[str]) -> Tensor:
     for name in policies:
         x = POLICIES[name](x)
     return x
+
+
+def real_augment(x: Tensor, degrees: float = 5.0, translate=(0.05, 0.025), scale=(0.95, 1.05),
+                 shear: float = 0.025) -> Tensor:
+    """``data.augment``: the DCGAN tutorial's light augmentation of *real* images, done on a whole
+    batch on its device: a random horizontal flip (p = 0.5) and a random affine per image, drawn as
+    torchvision's RandomAffine draws it (angle and x-shear in degrees, translation as a fraction of the
+    size), sampled bilinearly with black (-1) outside the image. Uses torch's RNG (resumes exactly)."""
+    n, dev, dt = x.shape[0], x.device, x.dtype
+    flip = torch.rand(n, device=dev) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(3), x)
+
+    def uniform(lo: float, hi: float) -> Tensor:
+        return torch.rand(n, device=dev, dtype=dt) * (hi - lo) + lo
+
+    angle = torch.deg2rad(uniform(-degrees, degrees))
+    phi = torch.deg2rad(uniform(-shear, shear))
+    s = uniform(*scale)
+    tx, ty = uniform(-translate[0], translate[0]) * 2, uniform(-translate[1], translate[1]) * 2  # [-1, 1] coords
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # forward map A = s · R(angle) · Shear_x(phi); affine_grid wants output → input: A⁻¹ (p − t)
+    a = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2) @ \
+        torch.stack([torch.stack([torch.ones_like(phi), torch.tan(phi)], -1),
+                     torch.stack([torch.zeros_like(phi), torch.ones_like(phi)], -1)], -2) * s.view(n, 1, 1)
+    inv = torch.linalg.inv(a)
+    t = torch.stack([tx, ty], -1).unsqueeze(-1)
+    theta = torch.cat([inv, -inv @ t], dim=2)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1

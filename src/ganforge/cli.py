@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="train for N steps (a step: d_steps D updates, then g_steps G updates)")
     budget.add_argument("--max-seconds", type=float, metavar="S", help="train for S seconds of wall-clock time")
     t.add_argument("--data", metavar="NAME_OR_PATH",
-                   help="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25")
+                   help="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25, or a folder "
+                        "of images (png/jpg/jpeg/bmp/webp/gif, searched recursively; class sub-folders "
+                        "give labels)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr_g=1e-4 --set loss=minimax")
@@ -93,10 +95,11 @@ def _train_overrides(args: argparse.Namespace) -> Dict[str, Any]:
     flags: Dict[str, Any] = {}
     if args.seed is not None:
         flags["seed"] = args.seed
+    # A budget given here replaces the preset's or file's (which may be in the other unit).
     if args.epochs is not None:
-        flags["train.epochs"] = args.epochs
+        flags.update({"train.epochs": args.epochs, "train.steps": None})
     if args.steps is not None:
-        flags["train.steps"] = args.steps
+        flags.update({"train.steps": args.steps, "train.epochs": None})
     if args.max_seconds is not None:  # a time budget alone: no epoch or step limit
         flags.update({"train.max_seconds": args.max_seconds, "train.epochs": None, "train.steps": None})
     if args.data is not None:
@@ -122,6 +125,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         base = load_run_config(Path(args.run_dir))
     cfg = resolve_config(args.preset, args.config, overrides, base=base)
     run: Run = train(cfg, args.run_dir, resume=args.resume)
+    if run.rank != 0:  # torchrun: rank 0 speaks for the run
+        return 128 + int(run.signal or signal.SIGINT) if run.stopped_by == "signal" else 0
     grid = run.last_grid
     how = {"budget": "done", "max_seconds": "time budget reached", "signal": "stopped by signal"}[run.stopped_by]
     print(f"{how}: step {run.step} (epoch {run.epoch:.1f}) in {run.elapsed:.1f} s; run dir {run.dir}"

@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .api import Run, resolve_device
-from .augment import diff_augment
+from .api import Run
+from .augment import diff_augment, real_augment
 from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, write_atomic
-from .config import Config, build_config, load_run_config, parse_interval, save_yaml
-from .data import Mixture, load_dataset
+from .config import Config, build_config, config_warnings, load_run_config, parse_interval, save_yaml
+from .data import FolderImages, Mixture, load_dataset
+from .dist import World, ddp, setup
 from .metrics import evaluate
 from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
@@ -70,18 +71,57 @@ class BatchStream:
 
 
 class _TensorBatches:
-    """Real minibatches of a dataset held as one tensor on the device."""
+    """Real minibatches of a dataset held as one tensor on the device. In a world of ``world`` processes
+    the stream draws global batches of ``batch_size × world`` and this rank takes its slice."""
 
-    def __init__(self, data, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(self, data, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         self.x = data.x.to(device)
-        self.order = BatchStream(len(data), batch_size, seed, device)
+        self.order = BatchStream(len(data), batch_size * world, seed, device)
         self.per_epoch = self.order.per_epoch
+        self.shard = slice(rank * batch_size, (rank + 1) * batch_size)
 
     position = property(lambda self: self.order.position,
                         lambda self, v: setattr(self.order, "position", v))
 
     def next(self) -> torch.Tensor:
-        return self.x[self.order.next()]
+        return self.x[self.order.next()[self.shard]]
+
+
+class _LoaderBatches:
+    """Real minibatches of a folder too large to hold, decoded by a DataLoader's worker processes in the
+    same order as :class:`BatchStream` gives (so resume is exact). ``position`` counts the batches
+    handed to the loop, not those the workers have prefetched; setting it restarts the loader there."""
+
+    def __init__(self, data, batch_size: int, seed: int, device: torch.device, workers: int,
+                 rank: int = 0, world: int = 1) -> None:
+        self.data, self.seed, self.device, self.workers = data, seed, device, workers
+        self.global_batch = batch_size * world
+        self.per_epoch = BatchStream(len(data), self.global_batch, seed, torch.device("cpu")).per_epoch
+        self.shard = slice(rank * batch_size, (rank + 1) * batch_size)
+        self._position, self._it = 0, None
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self._position, self._it = value, None
+
+    def _indices(self, start: int) -> Iterator[list]:
+        order = BatchStream(len(self.data), self.global_batch, self.seed, torch.device("cpu"), position=start)
+        while True:
+            yield order.next()[self.shard].tolist()
+
+    def next(self) -> torch.Tensor:
+        if self._it is None:
+            loader = torch.utils.data.DataLoader(
+                self.data, batch_sampler=self._indices(self._position), num_workers=self.workers,
+                pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
+                persistent_workers=False)
+            self._it = iter(loader)
+        self._position += 1
+        return next(self._it).to(self.device, non_blocking=True)
 
 
 class _ToyBatches:
@@ -207,36 +247,63 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     run's saved config only in budgets, logging and device. ``on_step(step, G, D)`` is called after
     every step (for inspection or experiments; it runs inside the loop, so keep it cheap).
     """
-    cfg = config
+    world, device = setup(config.device)
+    try:
+        return _train(config, run_dir, resume, on_step, world, device)
+    finally:
+        world.close()
+
+
+def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
+           on_step: Optional[Callable[[int, nn.Module, nn.Module], None]], world: World, device: torch.device) -> Run:
+    say = world.main  # only rank 0 prints and writes
+    if cfg.sync_bn and world.size > 1 and device.type != "cuda":
+        raise GanforgeError("sync_bn needs CUDA (torch's SyncBatchNorm has no CPU kernel); drop sync_bn on CPU")
     if resume:
         if run_dir is None:
             raise GanforgeError("--resume needs --run-dir naming the run to continue")
         run_dir = Path(run_dir)
         saved = load_run_config(run_dir)  # no config.yaml: nothing to resume
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write interrupted by a kill
-            stale.unlink()
+        world.barrier()
+        if say:
+            for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write interrupted by a kill
+                stale.unlink()
         if latest_checkpoint(run_dir / "checkpoints") is None:
             # Killed before its first checkpoint: nothing to continue, so start it again from step 0.
-            print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
+            if say:
+                print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
             state = None
             check_resume_config(saved, cfg)
-            _truncate_metrics(run_dir / "metrics.jsonl", 0)
+            if say:
+                _truncate_metrics(run_dir / "metrics.jsonl", 0)
         else:
             ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
-            for problem in skipped:
+            for problem in skipped if say else ():
                 print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
             check_resume_config(_saved_config(state, ckpt_path), cfg)
+            if int(state.get("world_size", 1)) != world.size:
+                raise GanforgeError(f"{run_dir} was trained by {state.get('world_size', 1)} process(es); resume it "
+                                    f"with as many (this is {world.size}), so its data order and batch stay the same")
     else:
-        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+        run_dir = Path(world.broadcast(str(run_dir) if run_dir is not None else str(default_run_dir(cfg))))
         _check_new_run_dir(run_dir)
         state = None
 
-    device = resolve_device(cfg.device)
-    data = load_dataset(cfg.data)  # bad data fails here, before anything is written
-    _seed_everything(cfg.seed)
+    data = load_dataset(cfg.data, verbose=say)  # bad data fails here, before anything is written
+    world.barrier()  # every rank has checked the run dir before rank 0 writes into it
+    _seed_everything(cfg.seed)  # the same initial weights on every rank
     G = build_generator(cfg.model, data.shape).to(device)
     D = build_discriminator(cfg.model, data.shape)
     D = (spectral_normalise(D) if cfg.spectral_norm else D).to(device)
+    if world.size > 1:
+        _seed_everything(cfg.seed + 7919 * world.rank)  # different noise (and augmentation) on each rank
+        if cfg.sync_bn:
+            G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
+    # What trains: G and D, each wrapped in DistributedDataParallel in a world of more than one. D's
+    # wrapper is used in D's step; G's step goes through the plain D (its weights frozen, so DDP would
+    # wait for gradients that never come) and G's no-grad forwards use the plain G. Buffers (BatchNorm
+    # statistics) stay per process; rank 0's are the ones saved.
+    G_train, D_train = (ddp(G, device), ddp(D, device)) if world.size > 1 else (G, D)
     opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     lp = cfg.loss_params
@@ -245,8 +312,10 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     toy = isinstance(data, Mixture)
     if toy:
         stream = _ToyBatches(data, cfg.train.batch_size, cfg.data.samples_per_epoch, device)
+    elif isinstance(data, FolderImages):
+        stream = _LoaderBatches(data, cfg.train.batch_size, cfg.seed, device, cfg.data.workers, world.rank, world.size)
     else:
-        stream = _TensorBatches(data, cfg.train.batch_size, cfg.seed, device)
+        stream = _TensorBatches(data, cfg.train.batch_size, cfg.seed, device, world.rank, world.size)
     fixed_z = noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1))
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
@@ -272,45 +341,61 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         acc, acc_n = state["acc"].to(device), int(state["acc_n"])
         rollbacks = int(state.get("rollbacks", 0))
         best_score = state.get("best_score")
-        _set_rng_state(state["rng"])
-        _truncate_metrics(run_dir / "metrics.jsonl", step)
+        _set_rng_state(state["rng"] if world.size == 1 else state["rng_per_rank"][world.rank])
+        if say:
+            _truncate_metrics(run_dir / "metrics.jsonl", step)
 
     if state is not None:
         restore(state, ckpt_path)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    save_yaml(cfg, run_dir / "config.yaml")
-    if not (run_dir / "samples" / "real.png").exists():
-        if toy:
-            real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
-            save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples")
-        else:
-            shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
-            save_grid(data.x[shown[: cfg.log.n_samples]], run_dir / "samples" / "real.png")
+    if say:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        save_yaml(cfg, run_dir / "config.yaml")
+        if getattr(data, "info", None):
+            write_atomic(run_dir / "data.json", lambda f: f.write(json.dumps(data.info, indent=1).encode()))
+        if not (run_dir / "samples" / "real.png").exists():
+            if toy:
+                real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
+                save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples")
+            else:
+                shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
+                save_grid(data.take(shown[: cfg.log.n_samples]), run_dir / "samples" / "real.png")
+    warned = config_warnings(cfg)
+    for text in warned if say and state is None else ():
+        print(f"ganforge: warning: {text}", file=sys.stderr)
 
     total = cfg.train.steps
     if total is None and cfg.train.epochs is not None:
         total = math.ceil(cfg.train.epochs * stream.per_epoch / cfg.d_steps)
-    run = Run(run_dir, cfg, step, stream.position / stream.per_epoch, elapsed_before)
+    run = Run(run_dir, cfg, step, stream.position / stream.per_epoch, elapsed_before, rank=world.rank)
 
-    def training_state() -> Dict[str, Any]:
+    def training_state(rngs: list) -> Dict[str, Any]:
         return {
+            "world_size": world.size, "rng_per_rank": rngs,
             "step": step, "position": stream.position, "elapsed": elapsed_before + (time.monotonic() - t0),
             "config": cfg.to_dict(), "data_shape": list(data.shape),
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
-            "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": _rng_state(), "rollbacks": rollbacks,
+            "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": rngs[0], "rollbacks": rollbacks,
             "best_score": best_score,
         }
 
-    def checkpoint() -> Path:
-        return save_checkpoint(training_state(), run_dir / "checkpoints", step, cfg.log.keep_checkpoints)
+    def checkpoint() -> Optional[Path]:
+        """Rank 0 writes the checkpoint (with every rank's RNG state); all ranks wait until it is on disk."""
+        rngs = world.gather(_rng_state())
+        path = save_checkpoint(training_state(rngs), run_dir / "checkpoints", step, cfg.log.keep_checkpoints) \
+            if say else None
+        world.barrier()
+        return path
 
     def snapshot() -> Path:
         """The picture of this step; for toy data also the distribution metrics, logged, and
         ``checkpoints/best.pt`` when they are the best so far."""
         nonlocal best_score
+        rngs = world.gather(_rng_state()) if toy else []  # collective: every rank comes here
+        if not say:
+            return None
         path = run_dir / "samples" / f"step-{step:07d}.png"
         net = G_ema if G_ema is not None else G
         net.eval()
@@ -321,14 +406,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                 z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
                 x = net(z).float().cpu()
                 found = evaluate(x, data)
-                metrics_file.write(json.dumps({"step": step, "epoch": round(stream.position / stream.per_epoch, 4),
-                                               "kind": "eval", **found}) + "\n")
-                metrics_file.flush()
+                log_line({"step": step, "epoch": round(stream.position / stream.per_epoch, 4), "kind": "eval", **found})
                 run.final_metrics = found
                 score = _score(found)
                 if best_score is None or score > tuple(best_score):  # NaN scores never compare greater
                     best_score = list(score)
-                    save_checkpoint(training_state(), run_dir / "checkpoints", step, cfg.log.keep_checkpoints,
+                    save_checkpoint(training_state(rngs), run_dir / "checkpoints", step, cfg.log.keep_checkpoints,
                                     name="best.pt", metrics=found)
                 shown = ("w1", "ks", "hq_fraction", "modes_covered")
                 title = f"step {step}: " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
@@ -339,6 +422,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
     def roll_back(why: str) -> None:
         """NaN/Inf: go back to the last good checkpoint with lower learning rates, or stop."""
         nonlocal metrics_file, rollbacks, t_log, images_since_log
+        world.barrier()
         ckpt_dir = run_dir / "checkpoints"
         good = latest_checkpoint(ckpt_dir)
         if cfg.on_nan == "stop" or rollbacks >= cfg.nan_max_rollbacks or good is None:
@@ -347,7 +431,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                                 f"{good}; try lower learning rates (optim.lr_g/lr_d), grad_clip, r1 or "
                                 f"spectral_norm")
         bad_step = step
-        metrics_file.close()
+        if say:
+            metrics_file.close()
         path, st, _ = load_latest_good(ckpt_dir)
         count = rollbacks + 1
         restore(st, path)
@@ -356,40 +441,52 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         for opt, lr in ((opt_g, cfg.optim.lr_g), (opt_d, cfg.optim.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
-        metrics_file = open(run_dir / "metrics.jsonl", "a")
-        event = {"step": step, "kind": "event", "event": "nan_rollback", "why": why, "at_step": bad_step,
-                 "rollback": rollbacks, "lr_g": cfg.optim.lr_g * scale, "lr_d": cfg.optim.lr_d * scale}
-        metrics_file.write(json.dumps(event) + "\n")
-        metrics_file.flush()
-        print(f"ganforge: warning: {why} at step {bad_step}: rolled back to {path.name}, learning rates x{scale:g} "
-              f"(rollback {rollbacks} of at most {cfg.nan_max_rollbacks})", file=sys.stderr)
+        metrics_file = open(run_dir / "metrics.jsonl", "a") if say else None
+        log_line({"step": step, "kind": "event", "event": "nan_rollback", "why": why, "at_step": bad_step,
+                  "rollback": rollbacks, "lr_g": cfg.optim.lr_g * scale, "lr_d": cfg.optim.lr_d * scale})
+        if say:
+                print(f"ganforge: warning: {why} at step {bad_step}: rolled back to {path.name}, learning rates "
+                  f"x{scale:g} (rollback {rollbacks} of at most {cfg.nan_max_rollbacks})", file=sys.stderr)
         bar.reset(total=total)
         bar.update(step)
         t_log, images_since_log = time.monotonic(), 0
 
-    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not cfg.log.progress,
+    def log_line(record: Dict[str, Any]) -> None:
+        if say:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+
+    bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not (cfg.log.progress and say),
                desc=run_dir.name, file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 15.0)
     stop = _StopFlag()
     t0 = time.monotonic()
     t_log, images_since_log = t0, 0
     B = cfg.train.batch_size
     policies = [p.strip() for p in cfg.diffaugment.split(",") if p.strip()]
-    # What D sees: DiffAugment (when on) applied to real and fake alike, differentiably.
-    judge = (lambda x: D(diff_augment(x, policies))) if policies else D
-    metrics_file = open(run_dir / "metrics.jsonl", "a")
+    # What D sees: DiffAugment (when on) applied to real and fake alike, differentiably. D's step
+    # goes through D's DDP wrapper (gradients averaged over ranks), G's step through the plain D.
+    judge_d = (lambda x: D_train(diff_augment(x, policies))) if policies else D_train
+    judge_g = (lambda x: D(diff_augment(x, policies))) if policies else D
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if say else None
+    if state is None:
+        for text in warned:
+            log_line({"step": 0, "kind": "event", "event": "config_warning", "message": text})
     if state is None and cfg.on_nan == "rollback":
         checkpoint()  # step 0: something good to roll back to before the first interval
     last_ckpt_step = step
     try:
         with _signals_to(stop):
             while total is None or step < total:
-                if cfg.train.max_seconds is not None and time.monotonic() - t0 >= cfg.train.max_seconds:
+                out_of_time = cfg.train.max_seconds is not None and time.monotonic() - t0 >= cfg.train.max_seconds
+                if world.any(out_of_time, device):  # ranks' clocks differ: stop together
                     run.stopped_by = "max_seconds"
                     break
                 epochs_before = stream.position // stream.per_epoch
 
                 for _ in range(cfg.d_steps):
                     real = stream.next()
+                    if cfg.data.augment:
+                        real = real_augment(real)
                     with torch.no_grad():
                         fake = G(noise(cfg.model, B, device))
                     sigma = _instance_noise(cfg, step)
@@ -399,12 +496,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                     lazy_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
                     if lazy_r1:
                         real.requires_grad_(True)
-                    real_logits, fake_logits = judge(real), judge(fake)
+                    real_logits, fake_logits = judge_d(real), judge_d(fake)
                     d_loss = loss.d(real_logits, fake_logits)
                     if lazy_r1:
                         d_loss = d_loss + cfg.r1 / 2 * cfg.r1_every * r1_penalty(real, real_logits)
                     if loss.gradient_penalty:
-                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(judge, real, fake)
+                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(judge_d, real, fake)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     if cfg.grad_clip > 0:
@@ -416,11 +513,11 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                                 p.clamp_(-lp.clip, lp.clip)
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
-                    fake = G(noise(cfg.model, B, device))
+                    fake = G_train(noise(cfg.model, B, device))
                     sigma = _instance_noise(cfg, step)
                     if sigma > 0:
                         fake = fake + sigma * torch.randn_like(fake)
-                    g_loss = loss.g(judge(fake))
+                    g_loss = loss.g(judge_g(fake))
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
                     if cfg.grad_clip > 0:
@@ -433,7 +530,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                 step += 1
                 if on_step is not None:
                     on_step(step, G, D)
-                images_since_log += B * cfg.d_steps
+                images_since_log += B * cfg.d_steps * world.size
                 with torch.no_grad():  # accumulate on the device; read back only at log time
                     acc += torch.stack([d_loss.detach(), g_loss.detach(),
                                         torch.sigmoid(real_logits.detach()).mean(),
@@ -444,7 +541,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
 
                 if step % cfg.log.every == 0:
                     now = time.monotonic()
-                    values = (acc / acc_n).tolist()
+                    values = world.mean_(acc / acc_n).tolist()  # the same numbers on every rank
                     if not all(math.isfinite(v) for v in values):
                         roll_back("NaN/Inf in the losses")
                         continue
@@ -452,8 +549,7 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                               **{k: round(v, 6) for k, v in zip(_METRIC_KEYS, values)},
                               "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
                               "elapsed_s": round(elapsed_before + now - t0, 3)}
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
+                    log_line(record)
                     bar.set_postfix(d=f"{values[0]:.3f}", g=f"{values[1]:.3f}", img_s=f"{record['img_per_s']:.0f}")
                     acc.zero_()
                     acc_n, t_log, images_since_log = 0, now, 0
@@ -466,10 +562,10 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
                         continue
                     checkpoint()
                     last_ckpt_step = step
-                if stop.signum is not None:
+                if world.any(stop.signum is not None, device):
                     run.stopped_by = "signal"
                     break
-        if step > 0 and not (run_dir / "samples" / f"step-{step:07d}.png").exists():
+        if step > 0 and not world.broadcast((run_dir / "samples" / f"step-{step:07d}.png").exists()):
             snapshot()
         if last_ckpt_step != step:  # stopped by time or signal between checkpoints
             if not _finite(G, D):
@@ -478,9 +574,10 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
             checkpoint()
     finally:
         bar.close()
-        metrics_file.close()
+        if metrics_file is not None:
+            metrics_file.close()
     last = run_dir / "samples" / f"step-{step:07d}.png"
-    if last.exists():  # the final picture, beside config.yaml
+    if say and last.exists():  # the final picture, beside config.yaml
         write_atomic(run_dir / "final.png", lambda f: f.write(last.read_bytes()))
     run.step, run.epoch = step, round(stream.position / stream.per_epoch, 4)
     run.elapsed = elapsed_before + time.monotonic() - t0

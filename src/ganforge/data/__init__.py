@@ -6,14 +6,16 @@ training loop does no per-image work. :func:`load_dataset` is the one entry poin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 from ..config import DataConfig
 from ..errors import GanforgeError
+from .folder import FolderImages, load_folder
 from .mnist import load_idx_dataset, load_mnist5k
 from .toy import DEFAULTS as TOY_DEFAULTS
 from .toy import Mixture
@@ -28,6 +30,7 @@ class TensorDataset:
     x: torch.Tensor
     y: Optional[torch.Tensor]
     name: str
+    info: Dict[str, Any] = field(default_factory=dict)  # what loading found (folders: layout, skipped files)
     kind = "image"
 
     @property
@@ -39,15 +42,33 @@ class TensorDataset:
 
     def to(self, device: torch.device) -> "TensorDataset":
         y = self.y.to(device) if self.y is not None else None
-        return TensorDataset(self.x.to(device), y, self.name)
+        return TensorDataset(self.x.to(device), y, self.name, self.info)
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        return self.x[index]
 
 
 def default_root() -> Path:
     return Path.home() / ".cache" / "ganforge" / "data"
 
 
-def load_dataset(cfg: DataConfig) -> Union[TensorDataset, Mixture]:
-    """Load the dataset named by ``cfg.name`` (a known name or a path); toy names give a :class:`Mixture`."""
+def conform(x: torch.Tensor, image_size: Optional[int], channels: Optional[int]) -> torch.Tensor:
+    """Images (N, C, H, W) in [-1, 1] → ``channels`` (grey ↔ RGB by ITU-R 601 luma / repetition) and
+    ``image_size`` × ``image_size`` (bilinear, antialiased; square inputs are simply rescaled)."""
+    if channels is not None and channels != x.shape[1]:
+        if channels == 1:
+            x = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            x = x.expand(-1, 3, -1, -1).contiguous()
+    if image_size is not None and tuple(x.shape[2:]) != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True,
+                          align_corners=False).clamp_(-1, 1)
+    return x
+
+
+def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, FolderImages, Mixture]:
+    """Load the dataset named by ``cfg.name`` (a known name or a folder path); toy names give a
+    :class:`Mixture`, folders too large for ``cfg.max_memory_mb`` a streamed :class:`FolderImages`."""
     if cfg.name in TOY_DEFAULTS:
         return Mixture(cfg.components or TOY_DEFAULTS[cfg.name], cfg.name)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
@@ -60,12 +81,21 @@ def load_dataset(cfg: DataConfig) -> Union[TensorDataset, Mixture]:
         path = Path(name).expanduser()
         if not path.exists():
             raise GanforgeError(f"data '{name}' is neither a known dataset ({', '.join(NAMED)}) "
-                                f"nor an existing path")
-        raise GanforgeError(f"data path '{name}': image folders are not supported yet; "
-                            f"use one of {', '.join(NAMED)}")
+                                f"nor an existing folder")
+        found = load_folder(path, cfg.image_size, cfg.channels, cfg.max_memory_mb, cfg.workers, verbose)
+        n = len(found.files) if cfg.limit is None else min(cfg.limit, len(found.files))
+        y = torch.tensor(found.labels[:n]) if found.labels is not None else None
+        info = {"source": str(path), "layout": "classes" if found.classes else "flat", "classes": found.classes,
+                "images": n, "skipped_count": len(found.skipped), "skipped": found.skipped,
+                "in_memory": found.x is not None}
+        if found.x is None:
+            images = FolderImages(found.files[:n], y, found.x_size, found.x_channels, name)
+            images.info = info
+            return images
+        return TensorDataset(found.x[:n], y, name, info)
     if cfg.limit is not None:
         x, y = x[: cfg.limit], (y[: cfg.limit] if y is not None else None)
-    return TensorDataset(x, y, name)
+    return TensorDataset(conform(x, cfg.image_size, cfg.channels), y, name)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

@@ -83,3 +83,18 @@ def test_config_checks_for_dcgan():
     assert any("set model.d_norm: none" in w for w in config_warnings(cfg))
     assert config_warnings(resolve_config("mnist-dcgan", overrides={"loss": "wgan-gp", "model.d_norm": "none"})) == []
     assert config_warnings(resolve_config("mnist-dcgan")) == []
+
+
+def test_config_warnings_are_printed_and_logged_once(tiny_config, tmp_path, capsys):
+    import json
+
+    import ganforge
+
+    cfg = tiny_config("mnist-dcgan", loss="wgan-gp", train__steps=1, model__g_features=4, model__d_features=4)
+    run = ganforge.train(cfg, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert err.count("ganforge: warning: wgan-gp with BatchNorm in D") == 1
+    events = [json.loads(l) for l in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["kind"] == "event"] == ["config_warning"]
+    ganforge.train(cfg.replace(train={"steps": 2}), run.dir, resume=True)
+    assert "warning: wgan-gp" not in capsys.readouterr().err   # said once, when the run started

@@ -4,8 +4,22 @@ from ganforge.config import resolve_config
 from ganforge.data.examples import write_example_folder
 
 # A tiny but real budget: 256 digits of mnist5k, batch 32 → 8 batches per epoch.
+# Image metrics in training are off here (tests that want them turn them on).
 TINY = {"data.limit": 256, "train.batch_size": 32, "log.every": 2, "log.progress": False,
-        "log.sample_every": "1 epoch", "log.checkpoint_every": "1 epoch"}
+        "log.sample_every": "1 epoch", "log.checkpoint_every": "1 epoch", "eval.every": "off"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Feature classifiers are trained into a cache private to this test session, never ~/.cache."""
+    import os
+    old = os.environ.get("GANFORGE_CACHE")
+    os.environ["GANFORGE_CACHE"] = str(tmp_path_factory.mktemp("ganforge-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANFORGE_CACHE", None)
+    else:
+        os.environ["GANFORGE_CACHE"] = old
 
 
 @pytest.fixture

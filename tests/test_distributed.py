@@ -69,8 +69,10 @@ def test_two_processes_train_in_step_and_write_one_set_of_files(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4]   # once each, by rank 0
     assert sorted(p.name for p in (d / "samples").glob("*.png")) == ["real.png", "step-0000002.png",
                                                                       "step-0000004.png"]
-    assert sorted(p.name for p in (d / "checkpoints").glob("*.pt")) == ["step-0000000.pt", "step-0000002.pt",
-                                                                       "step-0000004.pt"]
+    assert sorted(p.name for p in (d / "checkpoints").glob("*.pt")) == ["best.pt", "step-0000000.pt",
+                                                                       "step-0000002.pt", "step-0000004.pt"]
+    # the in-training evaluation ran on rank 0 at each checkpoint
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [2, 4]
     saved = torch.load(d / "checkpoints" / "step-0000004.pt", weights_only=False)
     assert saved["world_size"] == 2 and len(saved["rng_per_rank"]) == 2
     assert all(torch.equal(saved["G"][k], v) for k, v in ranks[0]["G"].items())  # rank 0's state is saved

@@ -66,14 +66,25 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     x.add_argument("--out", required=True, metavar="G.safetensors")
 
-    e = sub.add_parser("eval", help="score a trained generator against its data; print JSON, append to eval.jsonl",
-                       description="Score the run's latest checkpoint (or --checkpoint) with the metrics that "
-                                   "apply to its data: toy 1-D (w1, ks, mean, std) and 2-D mixtures "
-                                   "(hq_fraction, modes_covered, kl_modes). Image metrics are not implemented yet.")
-    e.add_argument("run_dir", metavar="RUN_DIR")
+    e = sub.add_parser("eval", help="score a trained generator (or real data against itself); print a table, "
+                                    "append to RUN_DIR/eval.jsonl",
+                       description="Score the run's latest checkpoint (or --checkpoint) with the metrics that apply "
+                                   "to its data: images - fid, kid, pr (precision/recall), dc (density/coverage), "
+                                   "and on labelled data modes and cs (classifier score), on the features of a "
+                                   "domain classifier trained on the data (cached) or of Inception-v3 from disk; "
+                                   "toy 1-D data - w1, ks, mean, std; 2-D mixtures - hq_fraction, modes_covered, "
+                                   "kl_modes. The noise is seeded, so the same checkpoint gives the same numbers. "
+                                   "--real-baseline scores one half of the data against the other: the floor a "
+                                   "perfect generator would reach.")
+    e.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run (optional with --real-baseline --data)")
     e.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file instead of the run's latest")
-    e.add_argument("--n", type=int, help="generated samples (default: the run's eval.n)")
+    e.add_argument("--metrics", metavar="LIST", help="comma-separated metrics (default: all that apply)")
+    e.add_argument("--n", type=int, help="generated samples (default: the run's eval.n, 10,000)")
     e.add_argument("--seed", type=int, help="seed of the evaluation noise (default: the run's eval.seed)")
+    e.add_argument("--data", metavar="NAME_OR_PATH", help="with --real-baseline: the data (default: the run's)")
+    e.add_argument("--real-baseline", action="store_true",
+                   help="score half of the real data against the other half instead of a generator")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return p
 
@@ -132,7 +143,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{how}: step {run.step} (epoch {run.epoch:.1f}) in {run.elapsed:.1f} s; run dir {run.dir}"
           + (f"; last picture {grid}" if grid else ""))
     if run.final_metrics:
-        print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in run.final_metrics.items()))
+        m = run.final_metrics
+        print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, (int, float)))
+              + (f" (features: {m['features']})" if "features" in m else ""))
     if run.stopped_by == "signal":
         print(f"checkpoint written; continue with: ganforge train --run-dir {run.dir} --resume", file=sys.stderr)
         return 128 + int(run.signal or signal.SIGINT)
@@ -173,27 +186,80 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
+    import torch
+
     from .api import load
     from .checkpoint import write_atomic
+    from .config import load_run_config, resolve_config
     from .data import load_dataset
-    from .metrics import evaluate
+    from .metrics import evaluate, parse_names, reference
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir is not None and not run_dir.is_dir():
         raise GanforgeError(f"no such run dir: {run_dir}")
-    gan = load(args.checkpoint or run_dir, device=args.device)
-    n = args.n if args.n is not None else gan.config.eval.n
-    seed = args.seed if args.seed is not None else gan.config.eval.seed
-    if n < 2:
-        raise GanforgeError(f"--n must be >= 2, got {n}")
-    data = load_dataset(gan.config.data)
-    found = evaluate(gan.sample(n, seed=seed), data)
-    record = {"checkpoint": str(gan.source), "step": gan.step, "n": n, "seed": seed, **found}
-    path = run_dir / "eval.jsonl"
-    old = path.read_bytes() if path.exists() else b""
-    write_atomic(path, lambda f: f.write(old + (json.dumps(record) + "\n").encode()))
-    print(json.dumps(record))
+    if args.n is not None and args.n < 2:
+        raise GanforgeError(f"--n must be >= 2, got {args.n}")
+    names = parse_names(args.metrics) if args.metrics else None
+    if args.real_baseline:
+        if args.checkpoint:
+            raise GanforgeError("--real-baseline scores real data, not a checkpoint; drop --checkpoint")
+        cfg = load_run_config(run_dir) if run_dir is not None else resolve_config()
+        if args.data is not None:
+            cfg = cfg.replace(data={"name": args.data})
+        elif run_dir is None:
+            raise GanforgeError("--real-baseline needs a RUN_DIR or --data naming the data")
+        data = load_dataset(cfg.data)
+        if not hasattr(data, "take"):
+            raise GanforgeError(f"--real-baseline applies to image data; '{cfg.data.name}' is a toy distribution "
+                                f"whose metrics are exact")
+        seed = args.seed if args.seed is not None else cfg.eval.seed
+        perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        half = min(len(data) // 2, cfg.eval.n_ref, args.n or cfg.eval.n)
+        a, b = perm[:half].sort().values, perm[half : 2 * half].sort().values
+        ya = data.y[a] if data.y is not None else None
+        ref = reference(data, cfg.eval, x=data.take(a).cpu(), y=ya)
+        found = evaluate(data.take(b).cpu(), ref, names)
+        record = {"kind": "real-baseline", "data": cfg.data.name, "n": half, "n_ref": half, "seed": seed, **found}
+    else:
+        if run_dir is None:
+            raise GanforgeError("eval needs a RUN_DIR (or --real-baseline with --data)")
+        if args.data is not None:
+            raise GanforgeError("--data applies with --real-baseline; a run is scored against its own data")
+        gan = load(args.checkpoint or run_dir, device=args.device)
+        n = args.n if args.n is not None else gan.config.eval.n
+        seed = args.seed if args.seed is not None else gan.config.eval.seed
+        data = load_dataset(gan.config.data)
+        ref = reference(data, gan.config.eval)
+        found = evaluate(gan.generate(gan.noise(n, seed)), ref, names)
+        record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
+                  "n_ref": len(ref.x) if hasattr(ref, "x") else None, "seed": seed, **found}
+    if hasattr(ref, "extractor"):
+        record["features_info"] = ref.extractor.info
+    if run_dir is not None:
+        path = run_dir / "eval.jsonl"
+        old = path.read_bytes() if path.exists() else b""
+        write_atomic(path, lambda f: f.write(old + (json.dumps(record) + "\n").encode()))
+    if args.json:
+        print(json.dumps(record))
+    else:
+        _print_eval(record)
     return 0
+
+
+def _print_eval(record: dict) -> None:
+    what = (f"real vs real: {record['n']} images of {record['data']} against {record['n_ref']} others"
+            if record["kind"] == "real-baseline" else
+            f"{record['checkpoint']} (step {record['step']}): {record['n']} samples, seed {record['seed']}"
+            + (f", against {record['n_ref']} real images" if record.get("n_ref") else ""))
+    print(what)
+    if "features" in record:
+        acc = record.get("features_info", {}).get("heldout_accuracy")
+        print(f"features: {record['features']}" + (f" (held-out accuracy {acc:.1%})" if acc is not None else ""))
+    skip = {"kind", "checkpoint", "step", "n", "n_ref", "seed", "data", "features", "features_info"}
+    rows = [(k, v) for k, v in record.items() if k not in skip]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

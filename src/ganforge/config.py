@@ -49,7 +49,8 @@ class DataConfig:
                                     "or a folder of images")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
-    limit: Optional[int] = _opt(None, min=1, doc="use only the first N images")
+    limit: Optional[int] = _opt(None, min=1, doc="use only N images, a fixed random choice (the same N every time; "
+                                                 "mnist5k is stored sorted by class, so not simply the first N)")
     components: Optional[Tuple[Component, ...]] = _opt(
         None, doc="toy data: Gaussian mixture [{mean, std, weight}, ...] (default: the named distribution's)")
     samples_per_epoch: int = _opt(10000, min=1, doc="toy data (infinite): real samples that make one epoch")
@@ -130,8 +131,20 @@ class LossParams:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    n: int = _opt(10000, min=1, doc="generated samples per evaluation")
+    n: int = _opt(10000, min=1, doc="generated samples per evaluation (ganforge eval; toy runs also in training)")
     seed: int = _opt(1234, min=0, doc="seed of the evaluation noise (same checkpoint, same number)")
+    every: str = _opt("auto", doc="evaluation interval in training: 'N steps', 'N epochs', 'off', or 'auto' "
+                                  "(toy: each sample grid; images: each checkpoint)")
+    n_train: int = _opt(2000, min=2, doc="images: generated samples per evaluation during training (cheap subset)")
+    train_metrics: str = _opt("fid,modes", doc="images: metrics computed during training (comma-separated)")
+    best: str = _opt("fid", doc="images: the metric that picks checkpoints/best.pt (fid, kid and kl_modes: "
+                                "lower is better; others higher)")
+    n_ref: int = _opt(10000, min=2, doc="images: at most this many real images form the reference set")
+    features: str = _opt("auto", choices=("auto", "classifier", "inception"),
+                         doc="image features: a domain classifier trained on the (labelled) data, or "
+                             "Inception-v3 from disk; auto = the classifier when the data has labels")
+    inception_weights: Optional[str] = _opt(None, doc="path to torchvision's inception_v3_google-0cc3c7bd.pth "
+                                                      "(default: torch hub's cache)")
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,9 @@ class Config:
     r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
+    diagnostics: bool = _opt(True, doc="warn (once each, with a suggestion) when D overpowers G, G's loss "
+                                       "explodes or the samples collapse; each is also logged as an event")
+    diag_window: int = _opt(4, min=1, doc="diagnostics: log intervals a condition must last before it is reported")
     sync_bn: bool = _opt(False, doc="distributed runs: synchronise BatchNorm statistics across processes "
                                     "(default: each process normalises its own share of the batch)")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
@@ -488,6 +504,24 @@ def _validate(cfg: Config) -> None:
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
     _validate_images(cfg)
+    outputs = {"fid": "fid", "kid": "kid", "precision": "pr", "recall": "pr", "density": "dc", "coverage": "dc",
+               "modes_covered": "modes", "kl_modes": "modes", "classifier_score": "cs"}
+    train_metrics = [n.strip() for n in cfg.eval.train_metrics.split(",") if n.strip()]
+    for n in train_metrics:
+        if n not in set(outputs.values()):
+            raise GanforgeError(f"config key 'eval.train_metrics': unknown image metric '{n}'; "
+                                f"choose from {', '.join(sorted(set(outputs.values())))}")
+    if cfg.eval.best not in outputs:
+        raise GanforgeError(f"config key 'eval.best' must be one of {', '.join(outputs)}, got '{cfg.eval.best}'")
+    if outputs[cfg.eval.best] not in train_metrics:
+        raise GanforgeError(f"config key 'eval.best' is {cfg.eval.best}, which eval.train_metrics "
+                            f"({cfg.eval.train_metrics}) does not compute; add '{outputs[cfg.eval.best]}'")
+    if cfg.eval.every not in ("auto", "off"):
+        try:
+            parse_interval(cfg.eval.every)
+        except ValueError:
+            raise GanforgeError(f"config key 'eval.every' must be 'auto', 'off', 'N steps' or 'N epochs', "
+                                f"got '{cfg.eval.every}'") from None
 
 
 def _validate_images(cfg: "Config") -> None:

@@ -32,7 +32,8 @@ from .checkpoint import latest_checkpoint, load_latest_good, save_checkpoint, wr
 from .config import Config, build_config, config_warnings, load_run_config, parse_interval, save_yaml
 from .data import FolderImages, Mixture, load_dataset
 from .dist import World, ddp, setup
-from .metrics import evaluate
+from .diagnostics import Diagnostics, diversity_ratio
+from .metrics import evaluate, parse_names, reference
 from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
 from .models import build_discriminator, build_generator, noise, spectral_normalise
@@ -41,7 +42,7 @@ from .report import save_grid, save_toy_plot
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
 # change what is being trained, so a resumed run would no longer be the run it continues.
 RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds",
-                  "data.root", "data.download", "log.")
+                  "data.root", "data.download", "data.workers", "log.", "eval.", "diagnostics", "diag_window")
 
 _METRIC_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -290,6 +291,16 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         state = None
 
     data = load_dataset(cfg.data, verbose=say)  # bad data fails here, before anything is written
+    toy = isinstance(data, Mixture)
+    ref = data if toy else None  # what evaluations score against (images: features of the real data)
+    if not toy and cfg.eval.every != "off" and say:
+        try:
+            ref = reference(data, cfg.eval, verbose=True)
+        except GanforgeError as e:
+            if cfg.eval.every != "auto":
+                raise
+            print(f"ganforge: note: {e}; training without image metrics", file=sys.stderr)
+    image_eval = world.broadcast(ref is not None and not toy)
     world.barrier()  # every rank has checked the run dir before rank 0 writes into it
     _seed_everything(cfg.seed)  # the same initial weights on every rank
     G = build_generator(cfg.model, data.shape).to(device)
@@ -309,7 +320,6 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     lp = cfg.loss_params
     loss = build_loss(cfg.loss, lp.lsgan_a, lp.lsgan_b, lp.lsgan_c, cfg.label_smoothing)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
-    toy = isinstance(data, Mixture)
     if toy:
         stream = _ToyBatches(data, cfg.train.batch_size, cfg.data.samples_per_epoch, device)
     elif isinstance(data, FolderImages):
@@ -320,6 +330,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
 
+    diag = Diagnostics(cfg.loss, cfg.diag_window, cfg.diagnostics)
     rollbacks = 0
     best_score: Optional[list] = None  # the best evaluation so far, as _score() ranks it
 
@@ -341,6 +352,8 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         acc, acc_n = state["acc"].to(device), int(state["acc_n"])
         rollbacks = int(state.get("rollbacks", 0))
         best_score = state.get("best_score")
+        if "diagnostics" in state:
+            diag.load_state_dict(state["diagnostics"])
         _set_rng_state(state["rng"] if world.size == 1 else state["rng_per_rank"][world.rank])
         if say:
             _truncate_metrics(run_dir / "metrics.jsonl", step)
@@ -378,7 +391,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
             "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": rngs[0], "rollbacks": rollbacks,
-            "best_score": best_score,
+            "best_score": best_score, "diagnostics": diag.state_dict(),
         }
 
     def checkpoint() -> Optional[Path]:
@@ -389,11 +402,55 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         world.barrier()
         return path
 
-    def snapshot() -> Path:
-        """The picture of this step; for toy data also the distribution metrics, logged, and
-        ``checkpoints/best.pt`` when they are the best so far."""
+    def assess(x: torch.Tensor, rngs: list) -> Dict[str, float]:
+        """Score generated samples ``x`` (rank 0): log them, keep ``checkpoints/best.pt`` when they are the
+        best so far, and let the diagnostics look at them."""
         nonlocal best_score
-        rngs = world.gather(_rng_state()) if toy else []  # collective: every rank comes here
+        found = evaluate(x, ref, None if toy else parse_names(cfg.eval.train_metrics))
+        log_line({"step": step, "epoch": round(stream.position / stream.per_epoch, 4), "kind": "eval", **found})
+        run.final_metrics = found
+        score = _score(found, cfg.eval.best)
+        if best_score is None or score > tuple(best_score):  # NaN scores never compare greater
+            best_score = list(score)
+            save_checkpoint(training_state(rngs), run_dir / "checkpoints", step, cfg.log.keep_checkpoints,
+                            name="best.pt", metrics=found)
+        for event, message in diag.on_eval(found):
+            report(event, message)
+        return found
+
+    def evaluate_images() -> None:
+        """The cheap in-training evaluation: ``eval.n_train`` samples of the fixed evaluation noise."""
+        rngs = world.gather(_rng_state())  # collective: every rank comes here
+        if not say:
+            return
+        net = G_ema if G_ema is not None else G
+        net.eval()
+        try:
+            with torch.no_grad():
+                z = noise(cfg.model, cfg.eval.n_train, device, torch.Generator().manual_seed(cfg.eval.seed))
+                x = torch.cat([net(z[i : i + 500]).float().cpu() for i in range(0, z.shape[0], 500)])
+            assess(x, rngs)
+        finally:
+            G.train()
+
+    def eval_due(epochs_before: int, epochs_after: int, last: bool) -> bool:
+        if not image_eval:
+            return False
+        if cfg.eval.every == "auto":
+            return last or _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after)
+        return _due(cfg.eval.every, step, epochs_before, epochs_after)
+
+    def report(event: str, message: str) -> None:
+        log_line({"step": step, "kind": "event", "event": event, "message": message})
+        if say:
+            bar.clear()
+            print(f"ganforge: warning: {message}", file=sys.stderr)
+
+    def snapshot() -> Path:
+        """The picture of this step; for toy data also the distribution metrics (when ``eval.every`` is
+        auto), logged, and ``checkpoints/best.pt`` when they are the best so far."""
+        toy_eval = toy and cfg.eval.every == "auto"
+        rngs = world.gather(_rng_state()) if toy_eval else []  # collective: every rank comes here
         if not say:
             return None
         path = run_dir / "samples" / f"step-{step:07d}.png"
@@ -405,14 +462,9 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     return save_grid(net(fixed_z), path)
                 z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
                 x = net(z).float().cpu()
-                found = evaluate(x, data)
-                log_line({"step": step, "epoch": round(stream.position / stream.per_epoch, 4), "kind": "eval", **found})
-                run.final_metrics = found
-                score = _score(found)
-                if best_score is None or score > tuple(best_score):  # NaN scores never compare greater
-                    best_score = list(score)
-                    save_checkpoint(training_state(rngs), run_dir / "checkpoints", step, cfg.log.keep_checkpoints,
-                                    name="best.pt", metrics=found)
+                if not toy_eval:
+                    return save_toy_plot(x, data, path, title=f"step {step}", d_curve=_d_curve(D, data, cfg, device))
+                found = assess(x, rngs)
                 shown = ("w1", "ks", "hq_fraction", "modes_covered")
                 title = f"step {step}: " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
                 return save_toy_plot(x, data, path, title=title, d_curve=_d_curve(D, data, cfg, device))
@@ -550,12 +602,17 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                               "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
                               "elapsed_s": round(elapsed_before + now - t0, 3)}
                     log_line(record)
+                    diversity = diversity_ratio(real.detach(), fake.detach()) if diag.enabled else None
+                    for event, message in diag.on_log(record, diversity):
+                        report(event, message)
                     bar.set_postfix(d=f"{values[0]:.3f}", g=f"{values[1]:.3f}", img_s=f"{record['img_per_s']:.0f}")
                     acc.zero_()
                     acc_n, t_log, images_since_log = 0, now, 0
                 if _due(cfg.log.sample_every, step, epochs_before, epochs_after):
                     snapshot()
                 last = total is not None and step >= total
+                if eval_due(epochs_before, epochs_after, last):
+                    evaluate_images()
                 if last or _due(cfg.log.checkpoint_every, step, epochs_before, epochs_after):
                     if not _finite(G, D):  # never write a poisoned checkpoint
                         roll_back("NaN/Inf in the weights")
@@ -567,6 +624,8 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     break
         if step > 0 and not world.broadcast((run_dir / "samples" / f"step-{step:07d}.png").exists()):
             snapshot()
+        if image_eval and step > 0 and cfg.eval.every == "auto" and last_ckpt_step != step:
+            evaluate_images()  # stopped by time or signal: score what is being saved
         if last_ckpt_step != step:  # stopped by time or signal between checkpoints
             if not _finite(G, D):
                 raise DivergedError(f"training diverged (NaN/Inf in the weights at step {step}); not saved; "
@@ -585,12 +644,18 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     return run
 
 
-def _score(metrics: Dict[str, float]) -> tuple:
-    """Rank evaluations, higher is better: 1-D by lowest W1; 2-D by most modes covered, then most
-    high-quality samples, then lowest KL."""
+LOWER_IS_BETTER = ("fid", "kid", "kl_modes", "w1", "ks")
+
+
+def _score(metrics: Dict[str, float], best: str = "fid") -> tuple:
+    """Rank evaluations, higher is better: 1-D toy data by lowest W1; 2-D by most modes covered, then
+    most high-quality samples, then lowest KL; images by ``eval.best``."""
     if "w1" in metrics:
         return (-metrics["w1"],)
-    return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
+    if "hq_fraction" in metrics:
+        return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
+    value = float(metrics[best])
+    return (-value if best in LOWER_IS_BETTER else value,)
 
 
 def _finite(*modules: nn.Module) -> bool:

@@ -52,6 +52,13 @@ def default_root() -> Path:
     return Path.home() / ".cache" / "ganforge" / "data"
 
 
+def subset(n: int, limit: Optional[int]) -> torch.Tensor:
+    """``data.limit``: a fixed random choice of ``limit`` of ``n`` items (seed 0), in their original order."""
+    if limit is None or limit >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].sort().values
+
+
 def conform(x: torch.Tensor, image_size: Optional[int], channels: Optional[int]) -> torch.Tensor:
     """Images (N, C, H, W) in [-1, 1] → ``channels`` (grey ↔ RGB by ITU-R 601 luma / repetition) and
     ``image_size`` × ``image_size`` (bilinear, antialiased; square inputs are simply rescaled)."""
@@ -83,18 +90,20 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
             raise GanforgeError(f"data '{name}' is neither a known dataset ({', '.join(NAMED)}) "
                                 f"nor an existing folder")
         found = load_folder(path, cfg.image_size, cfg.channels, cfg.max_memory_mb, cfg.workers, verbose)
-        n = len(found.files) if cfg.limit is None else min(cfg.limit, len(found.files))
-        y = torch.tensor(found.labels[:n]) if found.labels is not None else None
+        keep = subset(len(found.files), cfg.limit).tolist()
+        n = len(keep)
+        y = torch.tensor([found.labels[i] for i in keep]) if found.labels is not None else None
         info = {"source": str(path), "layout": "classes" if found.classes else "flat", "classes": found.classes,
                 "images": n, "skipped_count": len(found.skipped), "skipped": found.skipped,
                 "in_memory": found.x is not None}
         if found.x is None:
-            images = FolderImages(found.files[:n], y, found.x_size, found.x_channels, name)
+            images = FolderImages([found.files[i] for i in keep], y, found.x_size, found.x_channels, name)
             images.info = info
             return images
-        return TensorDataset(found.x[:n], y, name, info)
-    if cfg.limit is not None:
-        x, y = x[: cfg.limit], (y[: cfg.limit] if y is not None else None)
+        return TensorDataset(found.x[keep], y, name, info)
+    if cfg.limit is not None and cfg.limit < x.shape[0]:
+        keep = subset(x.shape[0], cfg.limit)
+        x, y = x[keep], (y[keep] if y is not None else None)
     return TensorDataset(conform(x, cfg.image_size, cfg.channels), y, name)
 
 

@@ -29,11 +29,12 @@ def applicable(data: object) -> List[str]:
 
 
 def evaluate(samples: torch.Tensor, data: object, names: Optional[List[str]] = None) -> Dict[str, float]:
-    """Run the named metrics (default: all that apply to ``data``) and merge their dicts."""
+    """Run the named metrics (default: all that apply to ``data``) and merge their dicts. ``data`` is the
+    reference: a toy :class:`~ganforge.data.toy.Mixture`, or an :class:`~.image.ImageReference` (see
+    :func:`reference`) for images, whose extractor's name is added as ``features``."""
     names = names or applicable(data)
     if not names:
-        raise GanforgeError(f"no metric is available for data '{getattr(data, 'name', data)}' yet "
-                            f"(image metrics are not implemented)")
+        raise GanforgeError(f"no metric applies to data '{getattr(data, 'name', data)}'")
     out: Dict[str, float] = {}
     for name in names:
         if name not in REGISTRY:
@@ -41,7 +42,58 @@ def evaluate(samples: torch.Tensor, data: object, names: Optional[List[str]] = N
         if not _APPLIES[name](data):
             raise GanforgeError(f"metric '{name}' does not apply to data '{getattr(data, 'name', data)}'")
         out.update(REGISTRY[name](samples, data))
+    if hasattr(data, "extractor"):
+        out["features"] = data.extractor.name
     return out
 
 
-from . import toy  # noqa: E402,F401  (registers the toy metrics)
+def parse_names(spec: str) -> List[str]:
+    """'fid, kid,pr' → ['fid', 'kid', 'pr'], each checked against the registry."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in names:
+        if n not in REGISTRY:
+            raise GanforgeError(f"unknown metric '{n}'; available: {', '.join(sorted(REGISTRY))}")
+    return names
+
+
+def no_extractor_reason(data) -> str:
+    from .features import INCEPTION_FILE, inception_weights_path
+    return (f"no image features for '{data.name}': it has no class labels to train a feature classifier on "
+            f"(use class sub-folders), and no Inception-v3 weights are on disk ({INCEPTION_FILE}; "
+            f"see eval.inception_weights)")
+
+
+def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
+    """What generated samples are scored against: toy data itself, or an ImageReference of up to
+    ``eval.n_ref`` real images (seeded choice) with the extractor ``eval.features`` asks for.
+    ``x``/``y`` give the reference images explicitly (the real-vs-real baseline)."""
+    from ..data.toy import Mixture
+    from .features import domain_classifier, inception, inception_weights_path
+    from .image import ImageReference
+
+    if isinstance(data, Mixture):
+        return data
+    n = len(data)
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(eval_cfg.seed))[: min(n, eval_cfg.n_ref)]
+    pick = pick.sort().values
+    all_x = data.take(torch.arange(n)) if n <= eval_cfg.n_ref else data.take(pick)
+    all_y = data.y if n <= eval_cfg.n_ref or data.y is None else data.y[pick]
+    labelled = all_y is not None and int(all_y.max()) >= 1
+    kind = eval_cfg.features
+    if kind == "auto":
+        kind = "classifier" if labelled else ("inception" if inception_weights_path(eval_cfg.inception_weights)
+                                              else None)
+    if kind is None:
+        raise GanforgeError(no_extractor_reason(data))
+    if kind == "classifier":
+        if not labelled:
+            raise GanforgeError(f"eval.features classifier needs class labels, and '{data.name}' has none")
+        extractor = domain_classifier(all_x.cpu(), all_y.cpu(), data.name, verbose=verbose)
+    else:
+        extractor = inception(eval_cfg.inception_weights)
+    ref_x = all_x if x is None else x
+    ref_y = all_y if x is None else y
+    return ImageReference(ref_x.cpu(), ref_y.cpu() if ref_y is not None else None, extractor, data.name)
+
+
+from . import image, toy  # noqa: E402,F401  (register the image and toy metrics)

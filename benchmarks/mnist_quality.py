@@ -1,0 +1,79 @@
+"""Sample quality of each MNIST preset after a fixed wall-clock budget, against the real-vs-real floor.
+
+    python benchmarks/mnist_quality.py                       # budgets 60 and 120 s (about 12 minutes)
+    python benchmarks/mnist_quality.py --budgets 60,120,300  # and 300 s (about 30 minutes)
+
+Each preset trains on the embedded mnist5k with `--max-seconds BUDGET` (one process, all cores, its own
+defaults otherwise), then its generator (the EMA where the preset keeps one) is scored on the features
+of the domain classifier (LeNet trained on mnist5k, cached). Counts are equal on both sides so the
+numbers compare: 2,500 generated images (fixed evaluation noise) against a fixed half of mnist5k
+(2,500 images); the floor scores the other half of the real data against the same half.
+The project's goal: FID within 2.5x of the floor with all 10 digits covered, within 120 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import ganforge
+from ganforge.config import DataConfig, EvalConfig, load_preset
+from ganforge.data import load_dataset
+from ganforge.metrics import evaluate, reference
+
+COLUMNS = ("fid", "precision", "recall", "coverage", "modes_covered", "kl_modes", "classifier_score")
+
+
+def _row(label: str, budget: str, steps: str, found: dict, floor_fid: float) -> str:
+    ratio = found["fid"] / floor_fid
+    cells = [f"{found['fid']:.2f}", f"{ratio:.1f}x"] + [f"{found[k]:.3f}" for k in COLUMNS[1:4]] + \
+        [f"{found['modes_covered']}/10", f"{found['kl_modes']:.3f}", f"{found['classifier_score']:.2f}"]
+    met = "yes" if ratio <= 2.5 and found["modes_covered"] == 10 else "no"
+    return f"| {label} | {budget} | {steps} | " + " | ".join(cells) + f" | {met} |"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budgets", default="60,120", help="comma-separated seconds")
+    p.add_argument("--presets", default="", help="comma-separated (default: every preset on mnist5k)")
+    p.add_argument("--n", type=int, default=2500, help="images on each side (at most half of mnist5k)")
+    args = p.parse_args()
+    presets = [s for s in args.presets.split(",") if s] or \
+        [q for q in ganforge.preset_names() if load_preset(q).get("data", {}).get("name", "mnist5k") == "mnist5k"]
+    budgets = [float(b) for b in args.budgets.split(",")]
+    data = load_dataset(DataConfig())
+    half = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    a, b = half[: args.n].sort().values, half[args.n : 2 * args.n].sort().values
+    ev = EvalConfig()
+    ref = reference(data, ev, x=data.x[a], y=data.y[a])
+    floor = evaluate(data.x[b], ref)
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"python {platform.python_version()}")
+    print(f"# features: {floor['features']} (held-out accuracy {ref.extractor.info['heldout_accuracy']:.1%}); "
+          f"{args.n} vs {args.n} images\n")
+    head = ("| preset | budget (s) | steps | FID | FID / floor | precision | recall | coverage | modes | "
+            "KL(modes) | classifier score | goal met |")
+    print(head)
+    print("|" + "|".join(["---"] * (head.count("|") - 1)) + "|")
+    print(_row("real vs real (floor)", "-", "-", floor, floor["fid"]), flush=True)
+    for preset in presets:
+        for budget in budgets:
+            with tempfile.TemporaryDirectory() as d:
+                cfg = ganforge.resolve_config(preset, overrides={
+                    "train.max_seconds": budget, "train.epochs": None, "train.steps": None, "log.progress": False,
+                    "log.checkpoint_every": "100000 steps", "log.sample_every": "100000 steps", "eval.every": "off"})
+                run = ganforge.train(cfg, Path(d) / "run")
+                gan = run.load()
+                x = gan.generate(gan.noise(args.n, seed=ev.seed))
+                found = evaluate(x, ref)
+                print(_row(preset, f"{budget:g}", str(run.step), found, floor["fid"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

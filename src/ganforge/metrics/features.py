@@ -1,0 +1,250 @@
+"""Feature extractors for image metrics.
+
+* **Domain classifier** (offline, the default on labelled data): a small CNN trained on the reference
+  data itself — LeNet-style for grayscale, a small residual net for RGB — once per dataset, seeded,
+  and cached under ``$GANFORGE_CACHE`` (default ``~/.cache/ganforge``) keyed by a hash of the data.
+  Its penultimate layer gives the features (FID, KID, precision/recall, density/coverage); its softmax
+  gives the class predictions (mode coverage, classifier score). Its held-out accuracy is reported.
+* **Inception-v3** (torchvision's ImageNet weights, 2048-d pool features) when the weights are on disk:
+  ``eval.inception_weights`` or torch hub's cache. Never downloaded. Numbers from it are comparable with
+  other torchvision-Inception FIDs, not exactly with the TensorFlow-Inception FID of papers.
+
+Every result names its extractor; numbers from different extractors are never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GanforgeError
+
+CLASSIFIER_VERSION = 1
+INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's Inception_V3_Weights.IMAGENET1K_V1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
+
+
+class LeNet(nn.Module):
+    """Grayscale classifier in LeNet-5's shape: conv 5×5 (16) → pool → conv 5×5 (32) → pool → 128-d
+    feature layer → class logits. Small enough to train on 2 CPU cores in well under a minute."""
+
+    feature_dim = 128
+
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(7), nn.Flatten(), nn.Linear(32 * 49, 128), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = nn.Sequential() if stride == 1 and cin == cout else \
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """RGB classifier: a stem and three residual stages (32, 64, 128), global average pool → 128-d features."""
+
+    feature_dim = 128
+
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            _Block(32, 32, 1), _Block(32, 64, 2), _Block(64, 128, 2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(128, classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@dataclass
+class Extractor:
+    """Images in [-1, 1] → features (and class probabilities when it is a classifier)."""
+
+    name: str                      # e.g. "classifier:lenet@mnist5k" or "inception-v3"
+    net: nn.Module
+    info: Dict
+    classes: int = 0               # 0: no class predictions
+    size: Optional[int] = None     # resize inputs to this (Inception: 299)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, batch_size: int = 500) -> Dict[str, torch.Tensor]:
+        """{"features": (N, d) float64, "probs": (N, classes) float64 when a classifier}."""
+        self.net.eval()
+        dev = next(self.net.parameters()).device
+        feats, probs = [], []
+        for i in range(0, x.shape[0], batch_size):
+            b = x[i : i + batch_size].to(dev).float()
+            if self.size is not None:
+                b = _inception_input(b, self.size)
+            f = self.net.features(b)
+            feats.append(f.double().cpu())
+            if self.classes:
+                probs.append(torch.softmax(self.net.head(f), 1).double().cpu())
+        out = {"features": torch.cat(feats)}
+        if self.classes:
+            out["probs"] = torch.cat(probs)
+        return out
+
+
+def data_hash(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A hash of the images (quantised to 8 bits, so float noise does not matter) and labels."""
+    h = hashlib.sha1()
+    h.update(str(tuple(x.shape)).encode())
+    h.update(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy().tobytes())
+    h.update(y.to(torch.int64).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _shift(x: torch.Tensor, gen: torch.Generator, pixels: int = 2) -> torch.Tensor:
+    """Random translations of up to ``pixels`` (the classifier's only augmentation), background -1."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, [pixels] * 4, value=-1.0)
+    d = torch.randint(0, 2 * pixels + 1, (n, 2), generator=gen).tolist()
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(d)])
+
+
+def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Optional[int] = None, seed: int = 0,
+                     verbose: bool = True) -> Extractor:
+    """Train the domain classifier on 90% of (x, y), report its accuracy on the other 10%."""
+    classes = int(y.max()) + 1
+    arch = LeNet if x.shape[1] == 1 else SmallResNet
+    epochs = epochs or (10 if arch is LeNet else 15)
+    gen = torch.Generator().manual_seed(seed)
+    torch_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        perm = torch.randperm(x.shape[0], generator=gen)
+        n_test = max(1, x.shape[0] // 10)
+        test, train = perm[:n_test], perm[n_test:]
+        net = arch(x.shape[1], classes)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(train) + 127) // 128))
+        if verbose:
+            print(f"ganforge: training the {arch.__name__} feature classifier on {name} ({len(train)} images, "
+                  f"{epochs} epochs; cached for later evaluations)", file=sys.stderr)
+        for _ in range(epochs):
+            net.train()
+            order = train[torch.randperm(len(train), generator=gen)]
+            for i in range(0, len(order), 128):
+                idx = order[i : i + 128]
+                loss = F.cross_entropy(net(_shift(x[idx], gen)), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        net.eval()
+        with torch.no_grad():
+            acc = sum((net(x[test[i : i + 500]]).argmax(1) == y[test[i : i + 500]]).sum().item()
+                      for i in range(0, n_test, 500)) / n_test
+    finally:
+        torch.set_rng_state(torch_state)
+    info = {"arch": arch.__name__, "classes": classes, "train_images": len(train), "heldout_images": n_test,
+            "heldout_accuracy": round(acc, 4), "epochs": epochs, "seed": seed, "version": CLASSIFIER_VERSION}
+    return Extractor(f"classifier:{arch.__name__.lower()}@{name}", net, info, classes)
+
+
+def domain_classifier(x: torch.Tensor, y: torch.Tensor, name: str, verbose: bool = True) -> Extractor:
+    """The cached classifier for this data, trained first when there is none."""
+    key = f"{data_hash(x, y)}-v{CLASSIFIER_VERSION}"
+    path = cache_dir() / "classifiers" / f"{key}.pt"
+    classes = int(y.max()) + 1
+    arch = LeNet if x.shape[1] == 1 else SmallResNet
+    if path.exists():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            net = arch(x.shape[1], classes)
+            net.load_state_dict(saved["state"])
+            info = saved["info"]
+            return Extractor(f"classifier:{arch.__name__.lower()}@{name}", net.eval(), info, classes)
+        except Exception:  # an unreadable cache entry is rebuilt
+            pass
+    ext = train_classifier(x, y, name, verbose=verbose)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            torch.save({"state": ext.net.state_dict(), "info": ext.info}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the training next time
+    return ext
+
+
+def _inception_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[-1, 1] images → Inception's input: 3 channels, ``size`` px, ImageNet normalisation."""
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    x = F.interpolate((x + 1) / 2, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def inception_weights_path(explicit: Optional[str]) -> Optional[Path]:
+    """The Inception-v3 weights file: ``explicit``, else torch hub's checkpoint cache; None when absent."""
+    if explicit:
+        return Path(explicit).expanduser()
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / INCEPTION_FILE
+    return hub if hub.exists() else None
+
+
+class _InceptionFeatures(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        net.fc = nn.Identity()
+        self.net = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def inception(weights: Optional[str]) -> Extractor:
+    """torchvision's Inception-v3 with its ImageNet weights from disk; one clear error when absent."""
+    from torchvision.models import inception_v3
+
+    path = inception_weights_path(weights)
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / INCEPTION_FILE
+    if path is None or not path.exists():
+        raise GanforgeError(f"Inception-v3 weights are not available offline: put {INCEPTION_FILE} (torchvision's "
+                            f"IMAGENET1K_V1) at {hub} or pass its path as eval.inception_weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        net.load_state_dict(state)
+    except Exception as e:
+        raise GanforgeError(f"cannot load Inception-v3 weights from {path}: {str(e).splitlines()[0]}") from None
+    return Extractor("inception-v3", _InceptionFeatures(net).eval(), {"weights": str(path)}, 0, size=299)

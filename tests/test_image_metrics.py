@@ -192,3 +192,20 @@ def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     ext = inception(str(tmp_path / "w.pth"))
     out = ext(torch.rand(2, 1, 32, 32) * 2 - 1)   # grayscale 32 px in, resized to 299 and made RGB
     assert ext.name == "inception-v3" and out["features"].shape == (2, 2048)
+
+
+def test_a_class_folder_run_is_scored_with_the_rgb_classifier(photo_folder, tmp_path, capsys):
+    # photo/ and drawing/ are two classes: the small ResNet learns them, and a dcgan run is scored on it
+    code = main(["train", "--preset", "dcgan", "--data", str(photo_folder), "--steps", "2", "-q",
+                 "--run-dir", str(tmp_path / "run"), "--set", "train.batch_size=8", "--set", "model.g_features=4",
+                 "--set", "model.d_features=4", "--set", "data.workers=0", "--set", "data.image_size=32",
+                 "--set", "eval.n_train=50"])
+    assert code == 0
+    evals = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if '"eval"' in l]
+    assert len(evals) == 1 and evals[0]["features"].startswith("classifier:smallresnet@")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--n", "64", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["features_info"]["arch"] == "SmallResNet" and found["modes_total"] == 2
+    assert found["features_info"]["heldout_accuracy"] >= 0.6   # 3 held-out pictures: photo vs drawing

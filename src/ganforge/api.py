@@ -64,8 +64,9 @@ class LoadedGAN:
     """A trained generator with its config, ready to sample."""
 
     def __init__(self, generator: nn.Module, config: Config, data_shape: tuple, step: int,
-                 source: Path, device: torch.device) -> None:
+                 source: Path, device: torch.device, classes: Optional[list] = None) -> None:
         self.generator = generator
+        self.classes = list(classes or [])  # conditional runs: the class names, in label order
         self.config = config
         self.data_shape = tuple(data_shape)
         self.step = step
@@ -89,20 +90,48 @@ class LoadedGAN:
             gen.manual_seed(seed)
         return noise(self.config.model, n, self.device, gen)
 
+    @property
+    def n_classes(self) -> int:
+        """Number of classes of a conditional generator; 0 when unconditional."""
+        return len(self.classes)
+
+    def labels(self, n: int, labels=None, seed: Optional[int] = None) -> Optional[torch.Tensor]:
+        """Class labels for ``n`` samples of a conditional G: ``labels`` (an int, or a sequence of n ints),
+        else seeded uniform draws (the evaluation's when ``seed`` is the run's eval seed); None when
+        unconditional."""
+        if not self.n_classes:
+            if labels is not None:
+                raise GanforgeError("this generator is not conditional; it takes no class labels")
+            return None
+        if labels is None:
+            gen = torch.Generator()
+            gen.manual_seed(seed + 1) if seed is not None else gen.seed()
+            return torch.randint(self.n_classes, (n,), generator=gen)
+        y = torch.full((n,), int(labels)) if isinstance(labels, int) else torch.as_tensor(labels, dtype=torch.long)
+        if y.shape != (n,) or int(y.min()) < 0 or int(y.max()) >= self.n_classes:
+            raise GanforgeError(f"class labels must be {n} integers in 0..{self.n_classes - 1}")
+        return y
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """G(z) in the generator's own range ([-1, 1] for images), on the CPU."""
+    def generate(self, z: torch.Tensor, y: Optional[torch.Tensor] = None, batch_size: int = 1024) -> torch.Tensor:
+        """G(z) (conditional: G(z, y)) in the generator's own range ([-1, 1] for images), on the CPU."""
         self.generator.eval()
-        out = [self.generator(z[i : i + batch_size].to(self.device)).float().cpu()
-               for i in range(0, z.shape[0], batch_size)]
+        if self.n_classes and y is None:
+            raise GanforgeError("this generator is conditional: give class labels y")
+        out = []
+        for i in range(0, z.shape[0], batch_size):
+            zi = z[i : i + batch_size].to(self.device)
+            out.append((self.generator(zi, y[i : i + batch_size].to(self.device)) if self.n_classes
+                        else self.generator(zi)).float().cpu())
         return torch.cat(out) if out else torch.empty(0, *self.data_shape)
 
-    def sample(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
+    def sample(self, n: int, seed: Optional[int] = None, labels=None) -> torch.Tensor:
         """``n`` samples as a CPU float tensor: images (n, C, H, W) with pixel values in [0, 1];
-        toy data (n, D) in the data's own units."""
+        toy data (n, D) in the data's own units. Conditional generators take ``labels`` (one class for
+        all, or one per sample; default: random classes)."""
         if n < 1:
             raise GanforgeError(f"number of samples must be >= 1, got {n}")
-        x = self.generate(self.noise(n, seed))
+        x = self.generate(self.noise(n, seed), self.labels(n, labels, seed))
         return to_unit(x) if self.is_image else x
 
 
@@ -129,7 +158,8 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
     try:
         config = build_config(state["config"])
         shape = tuple(int(s) for s in state["data_shape"])
-        G = build_generator(config.model, shape)
+        classes = list(state.get("classes") or [])
+        G = build_generator(config.model, shape, int(state.get("n_classes", 0)))
         # The EMA of G's weights is what training showed in its grids, when the run kept one.
         G.load_state_dict(state["G_ema"] if "G_ema" in state else state["G"])
     except GanforgeError:
@@ -137,7 +167,7 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
-    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev)
+    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes)
 
 
 def export(source: PathLike, out: PathLike) -> Path:
@@ -151,7 +181,8 @@ def export(source: PathLike, out: PathLike) -> Path:
     gan = load(source)
     tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
     meta = {"format": "ganforge-generator", "config": json.dumps(gan.config.to_dict()),
-            "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step)}
+            "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step),
+            "n_classes": str(gan.n_classes), "classes": json.dumps(gan.classes)}
     write_atomic(out, lambda f: f.write(save(tensors, metadata=meta)))
     return out
 
@@ -168,4 +199,5 @@ def _read_export(path: Path) -> Dict[str, Any]:
     if meta.get("format") != "ganforge-generator":
         raise GanforgeError(f"{path} is not a generator exported by ganforge")
     return {"config": json.loads(meta["config"]), "data_shape": json.loads(meta["data_shape"]),
-            "step": int(meta.get("step", 0)), "G": tensors}
+            "step": int(meta.get("step", 0)), "G": tensors, "n_classes": int(meta.get("n_classes", 0)),
+            "classes": json.loads(meta.get("classes", "[]"))}

@@ -51,11 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its latest checkpoint")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    s = sub.add_parser("sample", help="write samples of a trained generator as a PNG grid or a .npy array")
+    s = sub.add_parser("sample", help="write samples of a trained generator: a PNG grid, a .npy array, or "
+                                      "a folder of PNGs")
     s.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", required=True, metavar="FILE",
-                   help=".png: a grid; .npy: float32 array N x C x H x W with values in [0, 1]")
+    s.add_argument("--n", type=int, default=64, help="number of samples (with --class all: per class; default 64)")
+    s.add_argument("--out", required=True, metavar="FILE_OR_DIR/",
+                   help=".png: a grid; .npy: float32 array N x C x H x W with values in [0, 1]; a path ending in "
+                        "'/' (or an existing folder): one PNG per sample, in one sub-folder per class for a "
+                        "conditional run (torchvision's ImageFolder layout)")
+    s.add_argument("--class", dest="cls", metavar="K|NAME|all",
+                   help="conditional runs: samples of class K (its number or name), or 'all': --n of each class "
+                        "(a grid has one row per class; arrays are in class order)")
     s.add_argument("--seed", type=int, help="seed for the noise (default: random)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
@@ -160,27 +166,70 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .report import save_grid
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise GanforgeError(f"--out must end in .png or .npy, got '{out.name}'")
+    to_folder = args.out.endswith(("/", "\\")) or out.is_dir()
+    if not to_folder and out.suffix.lower() not in (".png", ".npy"):
+        raise GanforgeError(f"--out must end in .png or .npy, or be a folder ending in '/', got '{out.name}'")
     if args.n < 1:
         raise GanforgeError(f"--n must be >= 1, got {args.n}")
-    if out.is_dir():
-        raise GanforgeError(f"--out {out} is a directory; give a file name ending in .png or .npy")
     if not out.parent.exists():
         raise GanforgeError(f"folder {out.parent} does not exist")
     gan = load(args.source, device=args.device)
-    samples = gan.sample(args.n, seed=args.seed)
+    if to_folder and not gan.is_image:
+        raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data")
+    labels, nrow = _sample_labels(gan, args.cls, args.n)
+    n = len(labels) if labels is not None else args.n
+    if labels is None and gan.n_classes:
+        labels = gan.labels(n, None, args.seed)  # random classes (seeded with --seed)
+    samples = gan.sample(n, seed=args.seed, labels=labels)
+    if to_folder:
+        _write_image_folder(samples, labels, gan.classes, out)
+        where = f"{out}/ (one PNG per sample" + (", a sub-folder per class)" if labels is not None else ")")
+        print(f"wrote {n} samples from {gan.source} (step {gan.step}) to {where}")
+        return 0
     if out.suffix.lower() == ".npy":
         write_atomic(out, lambda f: np.save(f, samples.numpy().astype(np.float32)))
     elif gan.is_image:
-        save_grid(samples * 2 - 1, out)
+        save_grid(samples * 2 - 1, out, nrow=nrow)
     else:
         from .data import load_dataset
         from .report import save_toy_plot
 
         save_toy_plot(samples, load_dataset(gan.config.data), out, title=f"{args.n} samples, step {gan.step}")
-    print(f"wrote {args.n} samples from {gan.source} (step {gan.step}) to {out}")
+    print(f"wrote {n} samples from {gan.source} (step {gan.step}) to {out}")
     return 0
+
+
+def _sample_labels(gan, cls: Optional[str], n: int):
+    """(labels or None, grid row length) for --class."""
+    if cls is None:
+        return None, 0
+    if not gan.n_classes:
+        raise GanforgeError("--class applies to conditional runs (conditional: true); this generator has no classes")
+    import torch
+    if cls == "all":
+        return torch.arange(gan.n_classes).repeat_interleave(n), n
+    if cls in gan.classes:
+        k = gan.classes.index(cls)
+    else:
+        try:
+            k = int(cls)
+        except ValueError:
+            k = -1
+    if not 0 <= k < gan.n_classes:
+        raise GanforgeError(f"--class must be 'all', 0..{gan.n_classes - 1} or one of {', '.join(gan.classes)}; "
+                            f"got '{cls}'")
+    return torch.full((n,), k), 0
+
+
+def _write_image_folder(samples, labels, classes, out: Path) -> None:
+    """Samples in [0, 1] as PNGs: ``out/<class>/<i>.png`` when labelled, else ``out/<i>.png``."""
+    from torchvision.utils import save_image
+    from .checkpoint import write_atomic
+
+    for i, x in enumerate(samples):
+        folder = out / classes[int(labels[i])] if labels is not None else out
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{i:06d}.png", lambda f, x=x: save_image(x, f, format="png"))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -230,7 +279,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed = args.seed if args.seed is not None else gan.config.eval.seed
         data = load_dataset(gan.config.data)
         ref = reference(data, gan.config.eval)
-        found = evaluate(gan.generate(gan.noise(n, seed)), ref, names)
+        found = evaluate(gan.generate(gan.noise(n, seed), gan.labels(n, None, seed)), ref, names)
         record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
                   "n_ref": len(ref.x) if hasattr(ref, "x") else None, "seed": seed, **found}
     if hasattr(ref, "extractor"):

@@ -174,6 +174,8 @@ class Config:
     r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
+    conditional: bool = _opt(False, doc="class-conditional G(z, y) (class embedding concatenated to z) and "
+                                        "projection D(x, y), on labelled data")
     diagnostics: bool = _opt(True, doc="warn (once each, with a suggestion) when D overpowers G, G's loss "
                                        "explodes or the samples collapse; each is also logged as an event")
     diag_window: int = _opt(4, min=1, doc="diagnostics: log intervals a condition must last before it is reported")
@@ -537,6 +539,11 @@ def _validate_images(cfg: "Config") -> None:
             raise GanforgeError(f"data.augment applies to image data, not '{d.name}'")
         if m.arch == "dcgan":
             raise GanforgeError(f"model.arch dcgan needs image data, not '{d.name}'; use arch mlp for toy data")
+    if cfg.conditional:
+        if d.name in TOY_DATA:
+            raise GanforgeError(f"conditional: true needs labelled image data, not '{d.name}'")
+        if m.d_input != "sample" or m.d_pack != 1:
+            raise GanforgeError("conditional: true works with model.d_input: sample and model.d_pack: 1")
     if m.arch == "mlp" and m.d_norm != "none":
         raise GanforgeError("model.d_norm applies to the dcgan discriminator; the MLP D has no normalisation")
     if m.arch == "dcgan":

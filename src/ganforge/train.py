@@ -77,6 +77,8 @@ class _TensorBatches:
 
     def __init__(self, data, batch_size: int, seed: int, device: torch.device, rank: int = 0, world: int = 1) -> None:
         self.x = data.x.to(device)
+        self.y = data.y.to(device) if data.y is not None else None
+        self.labels: Optional[torch.Tensor] = None  # the labels of the last batch (labelled data)
         self.order = BatchStream(len(data), batch_size * world, seed, device)
         self.per_epoch = self.order.per_epoch
         self.shard = slice(rank * batch_size, (rank + 1) * batch_size)
@@ -85,7 +87,10 @@ class _TensorBatches:
                         lambda self, v: setattr(self.order, "position", v))
 
     def next(self) -> torch.Tensor:
-        return self.x[self.order.next()[self.shard]]
+        idx = self.order.next()[self.shard]
+        if self.y is not None:
+            self.labels = self.y[idx]
+        return self.x[idx]
 
 
 class _LoaderBatches:
@@ -100,6 +105,7 @@ class _LoaderBatches:
         self.per_epoch = BatchStream(len(data), self.global_batch, seed, torch.device("cpu")).per_epoch
         self.shard = slice(rank * batch_size, (rank + 1) * batch_size)
         self._position, self._it = 0, None
+        self.labels: Optional[torch.Tensor] = None
 
     @property
     def position(self) -> int:
@@ -117,12 +123,27 @@ class _LoaderBatches:
     def next(self) -> torch.Tensor:
         if self._it is None:
             loader = torch.utils.data.DataLoader(
-                self.data, batch_sampler=self._indices(self._position), num_workers=self.workers,
+                _WithLabels(self.data) if self.data.y is not None else self.data, batch_sampler=self._indices(self._position), num_workers=self.workers,
                 pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
                 persistent_workers=False)
             self._it = iter(loader)
         self._position += 1
-        return next(self._it).to(self.device, non_blocking=True)
+        batch = next(self._it)
+        if self.data.y is not None:
+            batch, labels = batch
+            self.labels = labels.to(self.device, non_blocking=True)
+        return batch.to(self.device, non_blocking=True)
+
+
+class _WithLabels(torch.utils.data.Dataset):
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        return self.data[i], self.data.y[i]
 
 
 class _ToyBatches:
@@ -301,10 +322,11 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                 raise
             print(f"ganforge: note: {e}; training without image metrics", file=sys.stderr)
     image_eval = world.broadcast(ref is not None and not toy)
+    n_classes = _n_classes(cfg, data)
     world.barrier()  # every rank has checked the run dir before rank 0 writes into it
     _seed_everything(cfg.seed)  # the same initial weights on every rank
-    G = build_generator(cfg.model, data.shape).to(device)
-    D = build_discriminator(cfg.model, data.shape)
+    G = build_generator(cfg.model, data.shape, n_classes).to(device)
+    D = build_discriminator(cfg.model, data.shape, n_classes)
     D = (spectral_normalise(D) if cfg.spectral_norm else D).to(device)
     if world.size > 1:
         _seed_everything(cfg.seed + 7919 * world.rank)  # different noise (and augmentation) on each rank
@@ -327,6 +349,9 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     else:
         stream = _TensorBatches(data, cfg.train.batch_size, cfg.seed, device, world.rank, world.size)
     fixed_z = noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1))
+    # conditional: the grid cycles through the classes (0, 1, …, K−1, 0, …); evaluations use seeded labels
+    fixed_y = torch.arange(cfg.log.n_samples, device=device) % n_classes if n_classes else None
+    cond = (lambda net, z, y: net(z, y)) if n_classes else (lambda net, z, y: net(z))
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
 
@@ -387,7 +412,8 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         return {
             "world_size": world.size, "rng_per_rank": rngs,
             "step": step, "position": stream.position, "elapsed": elapsed_before + (time.monotonic() - t0),
-            "config": cfg.to_dict(), "data_shape": list(data.shape),
+            "config": cfg.to_dict(), "data_shape": list(data.shape), "n_classes": n_classes,
+            "classes": _class_names(data, n_classes),
             "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
             "fixed_z": fixed_z.cpu(), "acc": acc.cpu(), "acc_n": acc_n, "rng": rngs[0], "rollbacks": rollbacks,
@@ -428,7 +454,9 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         try:
             with torch.no_grad():
                 z = noise(cfg.model, cfg.eval.n_train, device, torch.Generator().manual_seed(cfg.eval.seed))
-                x = torch.cat([net(z[i : i + 500]).float().cpu() for i in range(0, z.shape[0], 500)])
+                y = eval_labels(cfg.eval.n_train, n_classes, cfg.eval.seed, device)
+                x = torch.cat([cond(net, z[i : i + 500], y[i : i + 500] if y is not None else None).float().cpu()
+                               for i in range(0, z.shape[0], 500)])
             assess(x, rngs)
         finally:
             G.train()
@@ -459,7 +487,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         try:
             with torch.no_grad():
                 if not toy:
-                    return save_grid(net(fixed_z), path)
+                    return save_grid(cond(net, fixed_z, fixed_y), path)
                 z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
                 x = net(z).float().cpu()
                 if not toy_eval:
@@ -517,8 +545,11 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     policies = [p.strip() for p in cfg.diffaugment.split(",") if p.strip()]
     # What D sees: DiffAugment (when on) applied to real and fake alike, differentiably. D's step
     # goes through D's DDP wrapper (gradients averaged over ranks), G's step through the plain D.
-    judge_d = (lambda x: D_train(diff_augment(x, policies))) if policies else D_train
-    judge_g = (lambda x: D(diff_augment(x, policies))) if policies else D
+    def judge(net: nn.Module, y: Optional[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """D's logits for a batch, seen through DiffAugment (when on) and given the labels (conditional)."""
+        see = (lambda x: diff_augment(x, policies)) if policies else (lambda x: x)
+        return (lambda x: net(see(x), y)) if y is not None else (lambda x: net(see(x)))
+
     metrics_file = open(run_dir / "metrics.jsonl", "a") if say else None
     if state is None:
         for text in warned:
@@ -537,10 +568,11 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
 
                 for _ in range(cfg.d_steps):
                     real = stream.next()
+                    y_real = stream.labels if n_classes else None  # fakes get the real batch's labels
                     if cfg.data.augment:
                         real = real_augment(real)
                     with torch.no_grad():
-                        fake = G(noise(cfg.model, B, device))
+                        fake = cond(G, noise(cfg.model, B, device), y_real)
                     sigma = _instance_noise(cfg, step)
                     if sigma > 0:  # the same noise level on both sides, so D cannot tell them apart by it
                         real = real + sigma * torch.randn_like(real)
@@ -548,6 +580,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     lazy_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
                     if lazy_r1:
                         real.requires_grad_(True)
+                    judge_d = judge(D_train, y_real)
                     real_logits, fake_logits = judge_d(real), judge_d(fake)
                     d_loss = loss.d(real_logits, fake_logits)
                     if lazy_r1:
@@ -565,11 +598,12 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                                 p.clamp_(-lp.clip, lp.clip)
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
-                    fake = G_train(noise(cfg.model, B, device))
+                    y_fake = torch.randint(n_classes, (B,), device=device) if n_classes else None
+                    fake = cond(G_train, noise(cfg.model, B, device), y_fake)
                     sigma = _instance_noise(cfg, step)
                     if sigma > 0:
                         fake = fake + sigma * torch.randn_like(fake)
-                    g_loss = loss.g(judge_g(fake))
+                    g_loss = loss.g(judge(D, y_fake)(fake))
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
                     if cfg.grad_clip > 0:
@@ -645,6 +679,29 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
 
 
 LOWER_IS_BETTER = ("fid", "kid", "kl_modes", "w1", "ks")
+
+
+def _n_classes(cfg: Config, data) -> int:
+    """``conditional: true``: the number of classes in the labelled data; else 0."""
+    if not cfg.conditional:
+        return 0
+    y = getattr(data, "y", None)
+    if y is None or int(y.max()) < 1:
+        raise GanforgeError(f"conditional: true needs labelled data with 2 or more classes (mnist5k, mnist, "
+                            f"fashion-mnist, or a folder with one sub-folder per class); '{cfg.data.name}' has none")
+    return int(y.max()) + 1
+
+
+def _class_names(data, n_classes: int) -> list:
+    names = (getattr(data, "info", None) or {}).get("classes") or []
+    return list(names) if len(names) == n_classes else [str(k) for k in range(n_classes)]
+
+
+def eval_labels(n: int, n_classes: int, seed: int, device: torch.device) -> Optional[torch.Tensor]:
+    """Seeded uniform class labels for the evaluation samples of a conditional G (None otherwise)."""
+    if not n_classes:
+        return None
+    return torch.randint(n_classes, (n,), generator=torch.Generator().manual_seed(seed + 1)).to(device)
 
 
 def _score(metrics: Dict[str, float], best: str = "fid") -> tuple:

@@ -35,6 +35,10 @@ def evaluate(samples: torch.Tensor, data: object, names: Optional[List[str]] = N
     names = names or applicable(data)
     if not names:
         raise GanforgeError(f"no metric applies to data '{getattr(data, 'name', data)}'")
+    ref_x = getattr(data, "x", None)
+    if ref_x is not None and tuple(samples.shape[1:]) != tuple(ref_x.shape[1:]):
+        raise GanforgeError(f"samples of shape {list(samples.shape[1:])} cannot be scored against reference "
+                            f"images of shape {list(ref_x.shape[1:])}")
     out: Dict[str, float] = {}
     for name in names:
         if name not in REGISTRY:

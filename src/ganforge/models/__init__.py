@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config import ModelConfig, activations
 from ..errors import GanforgeError
+from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
@@ -25,30 +26,42 @@ def _dcgan_shape(data_shape: Tuple[int, ...]) -> Tuple[int, int]:
     return data_shape[0], data_shape[1]
 
 
-def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
-    """G for ``cfg.arch``; DCGAN's weights are drawn as its paper says (from torch's global RNG)."""
+def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: int = 0) -> nn.Module:
+    """G for ``cfg.arch``; DCGAN's weights are drawn as its paper says (from torch's global RNG).
+    ``n_classes`` > 0 makes it class-conditional: G(z, y) (see :mod:`.conditional`)."""
+    z_in = cfg.z_dim + n_classes
     if cfg.arch == "dcgan":
         channels, size = _dcgan_shape(data_shape)
-        return dcgan_init(DCGANGenerator(cfg.z_dim, size, channels, cfg.g_features, bn_eps=cfg.bn_eps,
-                                         bn_momentum=cfg.bn_momentum))
-    return MLPGenerator(cfg.z_dim, cfg.g_hidden, data_shape, act=activations(cfg.g_act, len(cfg.g_hidden)),
+        G = dcgan_init(DCGANGenerator(z_in, size, channels, cfg.g_features, bn_eps=cfg.bn_eps,
+                                      bn_momentum=cfg.bn_momentum))
+    else:
+        G = _mlp_generator(cfg, data_shape, z_in)
+    return ConditionalGenerator(G, n_classes) if n_classes else G
+
+
+def _mlp_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], z_in: int) -> nn.Module:
+    return MLPGenerator(z_in, cfg.g_hidden, data_shape, act=activations(cfg.g_act, len(cfg.g_hidden)),
                         leak=cfg.leak, norm=cfg.g_norm, norm_first=cfg.g_norm_first, bn_eps=cfg.bn_eps,
                         bn_momentum=cfg.bn_momentum, out_act=cfg.g_out)
 
 
-def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> nn.Module:
+def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: int = 0) -> nn.Module:
+    """D for ``cfg.arch``; with ``n_classes`` > 0, D(x, y) with a projection of the class (see :mod:`.conditional`)."""
     if cfg.arch == "dcgan":
         channels, size = _dcgan_shape(data_shape)
-        return dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
-                                             bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum))
+        D = dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
+                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum))
+        return ProjectionDiscriminator(D, n_classes) if n_classes else D
+
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)
     if cfg.d_in is not None and cfg.d_in != width:
         raise GanforgeError(f"model.d_in is {cfg.d_in} but D's input ({cfg.d_input}, pack {cfg.d_pack}) "
                             f"on data of shape {list(data_shape)} has {width} features")
     if cfg.d_input == "moments" and cfg.d_pack > 1:
         raise GanforgeError("model.d_pack applies to per-sample D inputs, not d_input: moments")
-    return MLPDiscriminator(data_shape, cfg.d_hidden, act=activations(cfg.d_act, len(cfg.d_hidden)),
-                            leak=cfg.leak, dropout=cfg.d_dropout, input=cfg.d_input, pack=cfg.d_pack)
+    D = MLPDiscriminator(data_shape, cfg.d_hidden, act=activations(cfg.d_act, len(cfg.d_hidden)),
+                         leak=cfg.leak, dropout=cfg.d_dropout, input=cfg.d_input, pack=cfg.d_pack)
+    return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
 
 def spectral_normalise(D: nn.Module) -> nn.Module:

@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 def _img_per_s(folder: Path, out: Path, steps: int, batch: int, procs: int, device: str, threads: int) -> float:
-    sets = {"train.batch_size": batch, "log.every": steps, "log.sample_every": "100000 steps",
+    sets = {"train.batch_size": batch, "log.every": steps, "log.sample_every": "100000 steps", "eval.every": "off",
             "log.checkpoint_every": "100000 steps", "on_nan": "stop", "data.workers": 0}
     args = ["-m", "ganforge", "train", "--preset", "dcgan", "--data", str(folder), "--steps", str(2 * steps),
             "--device", device, "-q", "--run-dir", str(out)] + [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]

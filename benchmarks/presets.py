@@ -30,7 +30,7 @@ def _speed(preset: str, steps: int, repeats: int) -> tuple:
         with tempfile.TemporaryDirectory() as d:
             cfg = ganforge.resolve_config(preset, overrides={"train.steps": steps, "log.progress": False,
                                                              "log.every": steps, "log.sample_every": "100000 steps",
-                                                             "log.checkpoint_every": "100000 steps"})
+                                                             "log.checkpoint_every": "100000 steps", "eval.every": "off"})
             run = ganforge.train(cfg, Path(d) / "run")
             if r > 0:  # the first run warms up caches and thread pools
                 rates.append(run.metrics[-1]["img_per_s"])

@@ -15,7 +15,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, load_latest_good, wr
 from .config import TOY_DATA, Config, build_config
 from .data import to_unit
 from .errors import GanforgeError
-from .models import build_generator, noise
+from .models import build_generator, class_labels, noise
 
 PathLike = Union[str, Path]
 
@@ -104,9 +104,7 @@ class LoadedGAN:
                 raise GanforgeError("this generator is not conditional; it takes no class labels")
             return None
         if labels is None:
-            gen = torch.Generator()
-            gen.manual_seed(seed + 1) if seed is not None else gen.seed()
-            return torch.randint(self.n_classes, (n,), generator=gen)
+            return class_labels(n, self.n_classes, seed)
         y = torch.full((n,), int(labels)) if isinstance(labels, int) else torch.as_tensor(labels, dtype=torch.long)
         if y.shape != (n,) or int(y.min()) < 0 or int(y.max()) >= self.n_classes:
             raise GanforgeError(f"class labels must be {n} integers in 0..{self.n_classes - 1}")

@@ -106,7 +106,7 @@ def setup(device_name: str) -> "tuple[World, torch.device]":
         return World(), device
     if not tdist.is_available():
         raise GanforgeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise GanforgeError(f"process with LOCAL_RANK {local_rank} has no GPU: this machine has "

@@ -36,7 +36,7 @@ from .diagnostics import Diagnostics, diversity_ratio
 from .metrics import evaluate, parse_names, reference
 from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
-from .models import build_discriminator, build_generator, noise, spectral_normalise
+from .models import build_discriminator, build_generator, class_labels, noise, spectral_normalise
 from .report import save_grid, save_toy_plot
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
@@ -122,10 +122,10 @@ class _LoaderBatches:
 
     def next(self) -> torch.Tensor:
         if self._it is None:
+            dataset = _WithLabels(self.data) if self.data.y is not None else self.data
             loader = torch.utils.data.DataLoader(
-                _WithLabels(self.data) if self.data.y is not None else self.data, batch_sampler=self._indices(self._position), num_workers=self.workers,
-                pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
-                persistent_workers=False)
+                dataset, batch_sampler=self._indices(self._position), num_workers=self.workers,
+                pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
             self._it = iter(loader)
         self._position += 1
         batch = next(self._it)
@@ -454,7 +454,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         try:
             with torch.no_grad():
                 z = noise(cfg.model, cfg.eval.n_train, device, torch.Generator().manual_seed(cfg.eval.seed))
-                y = eval_labels(cfg.eval.n_train, n_classes, cfg.eval.seed, device)
+                y = class_labels(cfg.eval.n_train, n_classes, cfg.eval.seed).to(device) if n_classes else None
                 x = torch.cat([cond(net, z[i : i + 500], y[i : i + 500] if y is not None else None).float().cpu()
                                for i in range(0, z.shape[0], 500)])
             assess(x, rngs)
@@ -525,7 +525,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         log_line({"step": step, "kind": "event", "event": "nan_rollback", "why": why, "at_step": bad_step,
                   "rollback": rollbacks, "lr_g": cfg.optim.lr_g * scale, "lr_d": cfg.optim.lr_d * scale})
         if say:
-                print(f"ganforge: warning: {why} at step {bad_step}: rolled back to {path.name}, learning rates "
+            print(f"ganforge: warning: {why} at step {bad_step}: rolled back to {path.name}, learning rates "
                   f"x{scale:g} (rollback {rollbacks} of at most {cfg.nan_max_rollbacks})", file=sys.stderr)
         bar.reset(total=total)
         bar.update(step)
@@ -695,13 +695,6 @@ def _n_classes(cfg: Config, data) -> int:
 def _class_names(data, n_classes: int) -> list:
     names = (getattr(data, "info", None) or {}).get("classes") or []
     return list(names) if len(names) == n_classes else [str(k) for k in range(n_classes)]
-
-
-def eval_labels(n: int, n_classes: int, seed: int, device: torch.device) -> Optional[torch.Tensor]:
-    """Seeded uniform class labels for the evaluation samples of a conditional G (None otherwise)."""
-    if not n_classes:
-        return None
-    return torch.randint(n_classes, (n,), generator=torch.Generator().manual_seed(seed + 1)).to(device)
 
 
 def _score(metrics: Dict[str, float], best: str = "fid") -> tuple:

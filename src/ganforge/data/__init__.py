@@ -52,11 +52,12 @@ def default_root() -> Path:
     return Path.home() / ".cache" / "ganforge" / "data"
 
 
-def subset(n: int, limit: Optional[int]) -> torch.Tensor:
-    """``data.limit``: a fixed random choice of ``limit`` of ``n`` items (seed 0), in their original order."""
+def subset(n: int, limit: Optional[int], seed: int = 0) -> torch.Tensor:
+    """A fixed random choice of ``limit`` of ``n`` items (seeded), in their original order; all of them
+    when ``limit`` is None or ≥ n. ``data.limit`` uses seed 0."""
     if limit is None or limit >= n:
         return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:limit].sort().values
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
 
 
 def conform(x: torch.Tensor, image_size: Optional[int], channels: Optional[int]) -> torch.Tensor:

@@ -60,35 +60,29 @@ def parse_names(spec: str) -> List[str]:
     return names
 
 
-def no_extractor_reason(data) -> str:
-    from .features import INCEPTION_FILE, inception_weights_path
-    return (f"no image features for '{data.name}': it has no class labels to train a feature classifier on "
-            f"(use class sub-folders), and no Inception-v3 weights are on disk ({INCEPTION_FILE}; "
-            f"see eval.inception_weights)")
-
-
 def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
     """What generated samples are scored against: toy data itself, or an ImageReference of up to
     ``eval.n_ref`` real images (seeded choice) with the extractor ``eval.features`` asks for.
     ``x``/``y`` give the reference images explicitly (the real-vs-real baseline)."""
+    from ..data import subset
     from ..data.toy import Mixture
-    from .features import domain_classifier, inception, inception_weights_path
+    from .features import INCEPTION_FILE, domain_classifier, inception, inception_weights_path
     from .image import ImageReference
 
     if isinstance(data, Mixture):
         return data
-    n = len(data)
-    pick = torch.randperm(n, generator=torch.Generator().manual_seed(eval_cfg.seed))[: min(n, eval_cfg.n_ref)]
-    pick = pick.sort().values
-    all_x = data.take(torch.arange(n)) if n <= eval_cfg.n_ref else data.take(pick)
-    all_y = data.y if n <= eval_cfg.n_ref or data.y is None else data.y[pick]
+    pick = subset(len(data), eval_cfg.n_ref, seed=eval_cfg.seed)
+    all_x = data.take(pick)
+    all_y = data.y[pick] if data.y is not None else None
     labelled = all_y is not None and int(all_y.max()) >= 1
     kind = eval_cfg.features
     if kind == "auto":
         kind = "classifier" if labelled else ("inception" if inception_weights_path(eval_cfg.inception_weights)
                                               else None)
     if kind is None:
-        raise GanforgeError(no_extractor_reason(data))
+        raise GanforgeError(f"no image features for '{data.name}': it has no class labels to train a feature "
+                            f"classifier on (use class sub-folders), and no Inception-v3 weights are on disk "
+                            f"({INCEPTION_FILE}; see eval.inception_weights)")
     if kind == "classifier":
         if not labelled:
             raise GanforgeError(f"eval.features classifier needs class labels, and '{data.name}' has none")

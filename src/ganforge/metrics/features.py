@@ -137,11 +137,19 @@ def _shift(x: torch.Tensor, gen: torch.Generator, pixels: int = 2) -> torch.Tens
     return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(d)])
 
 
+def _arch(x: torch.Tensor, y: torch.Tensor):
+    """(classifier class, number of classes) for images ``x`` labelled ``y``."""
+    return (LeNet if x.shape[1] == 1 else SmallResNet), int(y.max()) + 1
+
+
+def _name(arch, data_name: str) -> str:
+    return f"classifier:{arch.__name__.lower()}@{data_name}"
+
+
 def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Optional[int] = None, seed: int = 0,
                      verbose: bool = True) -> Extractor:
     """Train the domain classifier on 90% of (x, y), report its accuracy on the other 10%."""
-    classes = int(y.max()) + 1
-    arch = LeNet if x.shape[1] == 1 else SmallResNet
+    arch, classes = _arch(x, y)
     epochs = epochs or (10 if arch is LeNet else 15)
     gen = torch.Generator().manual_seed(seed)
     torch_state = torch.get_rng_state()
@@ -174,22 +182,21 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Option
         torch.set_rng_state(torch_state)
     info = {"arch": arch.__name__, "classes": classes, "train_images": len(train), "heldout_images": n_test,
             "heldout_accuracy": round(acc, 4), "epochs": epochs, "seed": seed, "version": CLASSIFIER_VERSION}
-    return Extractor(f"classifier:{arch.__name__.lower()}@{name}", net, info, classes)
+    return Extractor(_name(arch, name), net, info, classes)
 
 
 def domain_classifier(x: torch.Tensor, y: torch.Tensor, name: str, verbose: bool = True) -> Extractor:
     """The cached classifier for this data, trained first when there is none."""
     key = f"{data_hash(x, y)}-v{CLASSIFIER_VERSION}"
     path = cache_dir() / "classifiers" / f"{key}.pt"
-    classes = int(y.max()) + 1
-    arch = LeNet if x.shape[1] == 1 else SmallResNet
+    arch, classes = _arch(x, y)
     if path.exists():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net = arch(x.shape[1], classes)
             net.load_state_dict(saved["state"])
             info = saved["info"]
-            return Extractor(f"classifier:{arch.__name__.lower()}@{name}", net.eval(), info, classes)
+            return Extractor(_name(arch, name), net.eval(), info, classes)
         except Exception:  # an unreadable cache entry is rebuilt
             pass
     ext = train_classifier(x, y, name, verbose=verbose)
@@ -218,8 +225,13 @@ def inception_weights_path(explicit: Optional[str]) -> Optional[Path]:
     """The Inception-v3 weights file: ``explicit``, else torch hub's checkpoint cache; None when absent."""
     if explicit:
         return Path(explicit).expanduser()
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / INCEPTION_FILE
+    hub = _hub_path()
     return hub if hub.exists() else None
+
+
+def _hub_path() -> Path:
+    """Where torchvision's download would have put the Inception-v3 weights."""
+    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / INCEPTION_FILE
 
 
 class _InceptionFeatures(nn.Module):
@@ -237,7 +249,7 @@ def inception(weights: Optional[str]) -> Extractor:
     from torchvision.models import inception_v3
 
     path = inception_weights_path(weights)
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / INCEPTION_FILE
+    hub = _hub_path()
     if path is None or not path.exists():
         raise GanforgeError(f"Inception-v3 weights are not available offline: put {INCEPTION_FILE} (torchvision's "
                             f"IMAGENET1K_V1) at {hub} or pass its path as eval.inception_weights")

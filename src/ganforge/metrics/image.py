@@ -125,9 +125,7 @@ class ImageReference:
 
     def __init__(self, x: Tensor, y: Optional[Tensor], extractor: Extractor, name: str) -> None:
         self.x, self.y, self.extractor, self.name = x, y, extractor, name
-        out = extractor(x)
-        self.features = out["features"]
-        self.probs = out.get("probs")
+        self.features = extractor(x)["features"]
         self.class_hist = torch.bincount(y, minlength=extractor.classes) if (y is not None and extractor.classes) \
             else None
         self.radii: Dict[int, Tensor] = {}

@@ -13,7 +13,7 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+__all__ = ["class_labels", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -70,6 +70,14 @@ def spectral_normalise(D: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             torch.nn.utils.parametrizations.spectral_norm(m)
     return D
+
+
+def class_labels(n: int, n_classes: int, seed: Optional[int] = None) -> torch.Tensor:
+    """``n`` uniform class labels on the CPU, seeded with ``seed + 1`` (so the evaluation's labels never
+    share a stream with its noise, which is seeded with ``seed``); fresh entropy when ``seed`` is None."""
+    gen = torch.Generator()
+    gen.manual_seed(seed + 1) if seed is not None else gen.seed()
+    return torch.randint(n_classes, (n,), generator=gen)
 
 
 def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,

@@ -10,7 +10,6 @@ At 64 px with ``features`` 64 these are exactly the example's netG and netD.
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import torch
 from torch import nn

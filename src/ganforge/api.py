@@ -31,10 +31,13 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class Run:
-    """A run directory: ``config.yaml``, ``metrics.jsonl``, ``samples/``, ``checkpoints/``."""
+    """A run directory: ``config.yaml``, ``metrics.jsonl``, ``samples/``, ``checkpoints/``.
+
+    ``ganforge.train`` returns one; ``Run("runs/mine")`` opens one from disk (its saved config, and the
+    step of its last logged line)."""
 
     dir: Path
-    config: Config
+    config: Optional[Config] = None
     step: int = 0
     epoch: float = 0.0
     elapsed: float = 0.0
@@ -43,21 +46,62 @@ class Run:
     rank: int = 0  # distributed runs: this process's rank (only rank 0 writes the run dir)
     final_metrics: Optional[Dict[str, float]] = None  # toy data: the last evaluation's numbers
 
+    def __post_init__(self) -> None:
+        self.dir = Path(self.dir)
+        if self.config is None:  # opened from disk
+            from .config import load_run_config
+
+            if not self.dir.is_dir():
+                raise GanforgeError(f"no such run dir: {self.dir}")
+            if not (self.dir / "config.yaml").is_file():
+                raise GanforgeError(f"{self.dir} is not a ganforge run dir (no config.yaml)")
+            self.config = load_run_config(self.dir)
+            train_lines = [m for m in self.metrics if m.get("kind") == "train"]
+            if train_lines:
+                self.step = int(train_lines[-1]["step"])
+                self.epoch = float(train_lines[-1].get("epoch", 0.0))
+                self.elapsed = float(train_lines[-1].get("elapsed_s", 0.0))
+
     @property
     def metrics(self) -> List[Dict[str, Any]]:
-        """The lines of ``metrics.jsonl`` as dicts."""
+        """The lines of ``metrics.jsonl`` as dicts, in order: ``kind`` is ``train`` (losses, D(x), D(G(z)),
+        img/s, learning rates), ``eval`` (sample-quality metrics) or ``event`` (warnings, diagnostics,
+        rollbacks)."""
         path = self.dir / "metrics.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line cut short by a crash mid-write: everything before it is good
+                continue
+        return out
+
+    @property
+    def metrics_df(self):
+        """``metrics`` as a pandas DataFrame (one row per line, NaN where a line lacks a column);
+        needs pandas (``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise GanforgeError("Run.metrics_df needs pandas: pip install pandas (Run.metrics gives the same "
+                                "lines as a list of dicts)") from None
+        return pd.DataFrame(self.metrics)
+
+    @property
+    def grids(self) -> List[Path]:
+        """The fixed-noise sample pictures in ``samples/``, in step order."""
+        return sorted((self.dir / "samples").glob("step-*.png"))
 
     @property
     def last_grid(self) -> Optional[Path]:
-        grids = sorted((self.dir / "samples").glob("step-*.png"))
+        grids = self.grids
         return grids[-1] if grids else None
 
-    def load(self, device: str = "cpu") -> "LoadedGAN":
-        return load(self.dir, device=device)
+    def load(self, device: str = "cpu", checkpoint: Optional[PathLike] = None) -> "LoadedGAN":
+        """The generator of this run's latest good checkpoint (or of ``checkpoint``)."""
+        return load(checkpoint if checkpoint is not None else self.dir, device=device)
 
 
 class LoadedGAN:
@@ -131,6 +175,26 @@ class LoadedGAN:
             raise GanforgeError(f"number of samples must be >= 1, got {n}")
         x = self.generate(self.noise(n, seed), self.labels(n, labels, seed))
         return to_unit(x) if self.is_image else x
+
+    def interpolate(self, rows: int = 8, steps: int = 10, spherical: Optional[bool] = None,
+                    seed: Optional[int] = None, labels=None) -> torch.Tensor:
+        """Latent walks: ``rows`` random pairs (z0, z1), each walked in ``steps`` points from one end to the
+        other; returns (rows, steps, *sample shape) in the units of :meth:`sample`. ``spherical`` (default:
+        True for Gaussian z, False for uniform z) picks slerp or lerp. Conditional generators hold one
+        class per row (``labels``: one int, or one per row; default random)."""
+        from .models import interpolate_latents
+
+        if rows < 1:
+            raise GanforgeError(f"number of rows must be >= 1, got {rows}")
+        if spherical is None:
+            spherical = self.config.model.z_dist == "normal"
+        z = self.noise(2 * rows, seed)
+        path = interpolate_latents(z[:rows], z[rows:], steps, spherical)  # (rows, steps, z_dim)
+        y = self.labels(rows, labels, seed)
+        y = y.repeat_interleave(steps) if y is not None else None
+        x = self.generate(path.reshape(rows * steps, -1), y)
+        x = to_unit(x) if self.is_image else x
+        return x.reshape(rows, steps, *x.shape[1:])
 
 
 def _load_state(path: Path) -> Tuple[Path, Dict[str, Any]]:

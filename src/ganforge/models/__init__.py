@@ -13,7 +13,7 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["class_labels", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+__all__ = ["class_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -87,3 +87,25 @@ def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,
     if generator is not None:  # seeded draws happen on the CPU, then move
         return draw(n, cfg.z_dim, generator=generator).to(device)
     return draw(n, cfg.z_dim, device=device)
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, spherical: bool) -> torch.Tensor:
+    """Paths from each row of ``z0`` to the same row of ``z1``: (n, steps, z_dim), both ends included.
+
+    Spherical (slerp, Shoemake 1985; White 2016 for GAN latents) keeps a Gaussian z at the norms the
+    generator was trained on; linear (lerp) suits uniform z, whose cube is convex. Rows whose ends are
+    (anti)parallel fall back to linear."""
+    if steps < 2:
+        raise GanforgeError(f"an interpolation needs at least 2 steps, got {steps}")
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device).view(1, steps, 1)
+    a, b = z0.unsqueeze(1), z1.unsqueeze(1)
+    linear = (1 - t) * a + t * b
+    if not spherical:
+        return linear
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=1).clamp(-1, 1).view(-1, 1, 1)
+    omega = torch.acos(cos)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    so = torch.where(safe, so, torch.ones_like(so))
+    sph = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
+    return torch.where(safe, sph, linear)

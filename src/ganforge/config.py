@@ -118,6 +118,8 @@ class LogConfig:
     keep_checkpoints: int = _opt(3, min=1)
     n_samples: int = _opt(64, min=1, doc="size of the fixed noise batch shown in grids")
     progress: bool = _opt(True, doc="show a tqdm progress bar")
+    tensorboard: bool = _opt(False, doc="also write TensorBoard events to RUN/tensorboard/ (needs the "
+                                        "tensorboard package: pip install 'ganforge[tensorboard]')")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
 from .models import build_discriminator, build_generator, class_labels, noise, spectral_normalise
 from .report import save_grid, save_toy_plot
+from .tblog import TensorBoardLog
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
 # change what is being trained, so a resumed run would no longer be the run it continues.
@@ -395,7 +396,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         if not (run_dir / "samples" / "real.png").exists():
             if toy:
                 real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
-                save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples")
+                save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples", label="real")
             else:
                 shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
                 save_grid(data.take(shown[: cfg.log.n_samples]), run_dir / "samples" / "real.png")
@@ -487,17 +488,21 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         try:
             with torch.no_grad():
                 if not toy:
-                    return save_grid(cond(net, fixed_z, fixed_y), path)
-                z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
-                x = net(z).float().cpu()
-                if not toy_eval:
-                    return save_toy_plot(x, data, path, title=f"step {step}", d_curve=_d_curve(D, data, cfg, device))
-                found = assess(x, rngs)
-                shown = ("w1", "ks", "hq_fraction", "modes_covered")
-                title = f"step {step}: " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
-                return save_toy_plot(x, data, path, title=title, d_curve=_d_curve(D, data, cfg, device))
+                    save_grid(cond(net, fixed_z, fixed_y), path)
+                else:
+                    z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
+                    x = net(z).float().cpu()
+                    title = f"step {step}"
+                    if toy_eval:
+                        found = assess(x, rngs)
+                        shown = ("w1", "ks", "hq_fraction", "modes_covered")
+                        title += ": " + ", ".join(f"{k} {found[k]:.4g}" for k in shown if k in found)
+                    save_toy_plot(x, data, path, title=title, d_curve=_d_curve(D, data, cfg, device))
         finally:
             G.train()
+        if tb is not None:
+            tb.image("samples", path, step)
+        return path
 
     def roll_back(why: str) -> None:
         """NaN/Inf: go back to the last good checkpoint with lower learning rates, or stop."""
@@ -535,6 +540,8 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         if say:
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
+            if tb is not None:
+                tb.record(record)
 
     bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True, disable=not (cfg.log.progress and say),
                desc=run_dir.name, file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 15.0)
@@ -551,6 +558,9 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         return (lambda x: net(see(x), y)) if y is not None else (lambda x: net(see(x)))
 
     metrics_file = open(run_dir / "metrics.jsonl", "a") if say else None
+    # TensorBoard mirrors metrics.jsonl (the source of truth); a resumed run drops its events after `step`.
+    tb = TensorBoardLog.open(run_dir, cfg, purge_step=step if state is not None else None) \
+        if say and cfg.log.tensorboard else None
     if state is None:
         for text in warned:
             log_line({"step": 0, "kind": "event", "event": "config_warning", "message": text})
@@ -634,6 +644,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     record = {"step": step, "kind": "train", "epoch": round(stream.position / stream.per_epoch, 4),
                               **{k: round(v, 6) for k, v in zip(_METRIC_KEYS, values)},
                               "img_per_s": round(images_since_log / max(now - t_log, 1e-9), 1),
+                              "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"],
                               "elapsed_s": round(elapsed_before + now - t0, 3)}
                     log_line(record)
                     diversity = diversity_ratio(real.detach(), fake.detach()) if diag.enabled else None
@@ -669,6 +680,8 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         bar.close()
         if metrics_file is not None:
             metrics_file.close()
+        if tb is not None:
+            tb.close()
     last = run_dir / "samples" / f"step-{step:07d}.png"
     if say and last.exists():  # the final picture, beside config.yaml
         write_atomic(run_dir / "final.png", lambda f: f.write(last.read_bytes()))

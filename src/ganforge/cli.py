@@ -92,7 +92,133 @@ def _parser() -> argparse.ArgumentParser:
                    help="score half of the real data against the other half instead of a generator")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    pl = sub.add_parser("plot", help="draw RUN_DIR/curves.png: losses, D(x) and D(G(z)), metrics over steps",
+                        description="Training curves from RUN_DIR/metrics.jsonl (works while the run goes on): "
+                                    "G's and D's losses (smoothed, raw values faint), D(x) and D(G(z)), and one "
+                                    "panel per evaluated metric; diagnostics events as dotted lines.")
+    pl.add_argument("run_dir", metavar="RUN_DIR")
+    pl.add_argument("--out", metavar="FILE.png", help="where to write (default RUN_DIR/curves.png)")
+
+    an = sub.add_parser("animate", help="make RUN_DIR/progress.gif from the fixed-noise grids, in step order",
+                        description="The run's fixed-noise pictures (samples/step-*.png) as an animation, each "
+                                    "frame labelled with its step; the last frame is held.")
+    an.add_argument("run_dir", metavar="RUN_DIR")
+    an.add_argument("--out", metavar="FILE.gif|FILE.mp4",
+                    help="default RUN_DIR/progress.gif; .mp4 needs imageio and imageio-ffmpeg")
+    an.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
+
+    it = sub.add_parser("interpolate", help="latent walks between random pairs of z, as a PNG grid or a GIF",
+                        description="Walk G's latent space from z0 to z1 for --rows random pairs in --steps "
+                                    "points. PNG: one row per walk; GIF: one frame per step, there and back. "
+                                    "Toy runs: the walks drawn over the data's modes.")
+    it.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    it.add_argument("--steps", type=int, default=10, help="points per walk, both ends included (default 10)")
+    it.add_argument("--rows", type=int, default=8, help="number of walks (default 8)")
+    kind = it.add_mutually_exclusive_group()
+    kind.add_argument("--slerp", dest="spherical", action="store_true", default=None,
+                      help="spherical interpolation (default for Gaussian z)")
+    kind.add_argument("--lerp", dest="spherical", action="store_false",
+                      help="linear interpolation (default for uniform z)")
+    it.add_argument("--class", dest="cls", metavar="K|NAME",
+                    help="conditional runs: hold this class on every walk (default: a random class per walk)")
+    it.add_argument("--seed", type=int, help="seed for the end points (default: random)")
+    it.add_argument("--out", required=True, metavar="FILE.png|FILE.gif")
+    it.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html: samples, curves, metrics, diagnostics, timeline",
+                        description="One self-contained static page (images embedded; no server, no network): "
+                                    "the config, the final and best samples, the training curves, the metric "
+                                    "table with the real-vs-real floor, diagnostics events and the timeline of "
+                                    "grids. Open it from disk in any browser.")
+    rp.add_argument("run_dir", metavar="RUN_DIR")
+    rp.add_argument("--no-floor", action="store_true",
+                    help="skip computing the real-vs-real floor (images: trains or loads the domain classifier)")
     return p
+
+
+def _run_dir(path: str) -> Path:
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise GanforgeError(f"no such run dir: {run_dir}")
+    if not (run_dir / "metrics.jsonl").exists():
+        raise GanforgeError(f"{run_dir} is not a ganforge run dir (no metrics.jsonl)")
+    return run_dir
+
+
+def _out_path(out: str, suffixes: tuple) -> Path:
+    path = Path(out)
+    if path.suffix.lower() not in suffixes:
+        raise GanforgeError(f"--out must end in {' or '.join(suffixes)}, got '{path.name}'")
+    if not path.parent.exists():
+        raise GanforgeError(f"folder {path.parent} does not exist")
+    return path
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .api import Run
+    from .report import plot_curves
+
+    run = Run(_run_dir(args.run_dir))
+    out = _out_path(args.out, (".png",)) if args.out else run.dir / "curves.png"
+    print(f"wrote {plot_curves(run.metrics, out, title=f'{run.dir.name} ({run.config.preset})')}")
+    return 0
+
+
+def _cmd_animate(args: argparse.Namespace) -> int:
+    from .api import Run
+    from .report import progress_frames, write_animation
+
+    run = Run(_run_dir(args.run_dir))
+    out = _out_path(args.out, (".gif", ".mp4")) if args.out else run.dir / "progress.gif"
+    if args.fps <= 0:
+        raise GanforgeError(f"--fps must be > 0, got {args.fps}")
+    grids = run.grids
+    if not grids:
+        raise GanforgeError(f"no sample grids yet in {run.dir / 'samples'}")
+    write_animation(progress_frames(grids), out, fps=args.fps)
+    print(f"wrote {out} ({len(grids)} frames, steps {grids[0].stem.split('-')[-1].lstrip('0') or 0} to "
+          f"{grids[-1].stem.split('-')[-1].lstrip('0') or 0})")
+    return 0
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data import load_dataset
+    from .report import interpolation_pictures, write_animation
+
+    out = _out_path(args.out, (".png", ".gif"))
+    if args.steps < 2 or args.rows < 1:
+        raise GanforgeError(f"--steps must be >= 2 and --rows >= 1, got {args.steps} and {args.rows}")
+    if args.fps <= 0:
+        raise GanforgeError(f"--fps must be > 0, got {args.fps}")
+    gan = load(args.source)
+    labels = None
+    if args.cls is not None:
+        if args.cls == "all":
+            raise GanforgeError("--class takes one class here (a number or a name), not 'all'")
+        labels, _ = _sample_labels(gan, args.cls, args.rows)
+    x = gan.interpolate(args.rows, args.steps, args.spherical, args.seed, labels)
+    target = None if gan.is_image else load_dataset(gan.config.data)
+    animated = out.suffix.lower() == ".gif"
+    pictures = interpolation_pictures(x, target, animated=animated)
+    if animated:
+        write_animation(pictures, out, fps=args.fps, hold_last=1)
+    else:
+        from .checkpoint import write_atomic
+
+        write_atomic(out, lambda f: pictures[0].save(f, format="PNG"))
+    how = "slerp" if (args.spherical if args.spherical is not None else gan.config.model.z_dist == "normal") else "lerp"
+    print(f"wrote {out} ({args.rows} walks of {args.steps} steps, {how}, from {gan.source}, step {gan.step})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .html import write_report
+
+    out = write_report(_run_dir(args.run_dir), floor=not args.no_floor)
+    print(f"wrote {out}")
+    return 0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -235,13 +361,11 @@ def _write_image_folder(samples, labels, classes, out: Path) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from .api import load
     from .checkpoint import write_atomic
     from .config import load_run_config, resolve_config
     from .data import load_dataset
-    from .metrics import evaluate, parse_names, reference
+    from .metrics import evaluate, parse_names, real_baseline, reference
 
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None and not run_dir.is_dir():
@@ -261,14 +385,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not hasattr(data, "take"):
             raise GanforgeError(f"--real-baseline applies to image data; '{cfg.data.name}' is a toy distribution "
                                 f"whose metrics are exact")
-        seed = args.seed if args.seed is not None else cfg.eval.seed
-        perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-        half = min(len(data) // 2, cfg.eval.n_ref, args.n or cfg.eval.n)
-        a, b = perm[:half].sort().values, perm[half : 2 * half].sort().values
-        ya = data.y[a] if data.y is not None else None
-        ref = reference(data, cfg.eval, x=data.take(a).cpu(), y=ya)
-        found = evaluate(data.take(b).cpu(), ref, names)
-        record = {"kind": "real-baseline", "data": cfg.data.name, "n": half, "n_ref": half, "seed": seed, **found}
+        record = real_baseline(data, cfg.eval, args.n, args.seed, names)
+        record["data"] = cfg.data.name
     else:
         if run_dir is None:
             raise GanforgeError("eval needs a RUN_DIR (or --real-baseline with --data)")
@@ -282,8 +400,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         found = evaluate(gan.generate(gan.noise(n, seed), gan.labels(n, None, seed)), ref, names)
         record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
                   "n_ref": len(ref.x) if hasattr(ref, "x") else None, "seed": seed, **found}
-    if hasattr(ref, "extractor"):
-        record["features_info"] = ref.extractor.info
+        if hasattr(ref, "extractor"):
+            record["features_info"] = ref.extractor.info
     if run_dir is not None:
         path = run_dir / "eval.jsonl"
         old = path.read_bytes() if path.exists() else b""
@@ -324,7 +442,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "export": _cmd_export}
+                "export": _cmd_export, "plot": _cmd_plot, "animate": _cmd_animate,
+                "interpolate": _cmd_interpolate, "report": _cmd_report}
     try:
         return commands[args.command](args)
     except GanforgeError as e:

@@ -94,4 +94,30 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
     return ImageReference(ref_x.cpu(), ref_y.cpu() if ref_y is not None else None, extractor, data.name)
 
 
+
+def real_baseline(data, eval_cfg, n: Optional[int] = None, seed: Optional[int] = None,
+                  names: Optional[List[str]] = None, verbose: bool = True) -> Dict[str, object]:
+    """The floor a generator is measured against: real data scored as if it were samples.
+
+    Images: two disjoint seeded halves of the dataset, each of ``min(len/2, eval.n_ref, n)`` images, one as
+    the reference. Toy data: ``n`` exact draws of the distribution (the metrics' own sampling noise).
+    Returns the metric dict with ``kind: real-baseline``, ``n``, ``n_ref`` and ``seed``."""
+    from ..data.toy import Mixture
+
+    seed = eval_cfg.seed if seed is None else seed
+    n = n or eval_cfg.n
+    if isinstance(data, Mixture):
+        x = data.sample(n, generator=torch.Generator().manual_seed(seed))
+        return {"kind": "real-baseline", "data": data.name, "n": n, "n_ref": None, "seed": seed,
+                **evaluate(x, data, names)}
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    half = min(len(data) // 2, eval_cfg.n_ref, n)
+    a, b = perm[:half].sort().values, perm[half : 2 * half].sort().values
+    ya = data.y[a] if getattr(data, "y", None) is not None else None
+    ref = reference(data, eval_cfg, verbose=verbose, x=data.take(a).cpu(), y=ya)
+    found = evaluate(data.take(b).cpu(), ref, names)
+    return {"kind": "real-baseline", "data": getattr(data, "name", ""), "n": half, "n_ref": half, "seed": seed,
+            **found, "features_info": ref.extractor.info}
+
+
 from . import image, toy  # noqa: E402,F401  (register the image and toy metrics)

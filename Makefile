@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 RUN_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,20 @@ demo: install
 	$(VENV)/bin/ganforge sample $(RUN_DIR) --n 100 --seed 0 --out $(RUN_DIR)/demo-samples.png
 	@echo "sample grid: $(RUN_DIR)/demo-samples.png (training grids in $(RUN_DIR)/samples/)"
 
-test: install
+# The report's browser test needs headless Chromium: Debian's chromium and chromium-driver, installed
+# here when missing (as root or with password-less sudo); elsewhere the test skips (and fails under CI=true).
+SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (sudo -n true 2>/dev/null && echo "sudo -n") || echo none)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$(SUDO)" != none ] && command -v apt-get >/dev/null; then \
+	  echo "installing headless Chromium for the report's browser test (Debian: chromium chromium-driver)"; \
+	  { $(APT) install chromium chromium-driver >/dev/null 2>&1 || \
+	    { $(APT) update >/dev/null && $(APT) install chromium chromium-driver >/dev/null; }; } || \
+	  echo "could not install Chromium: the browser test will skip (fail under CI=true)"; \
+	else echo "no Chromium and no apt-get as root: the browser test will skip (fail under CI=true)"; fi
+
+test: install browser
 	$(PY) -m pytest -q
 
 clean:

@@ -108,6 +108,16 @@ class TrainConfig:
     epochs: Optional[int] = _opt(None, min=1, doc="budget in passes over the data (one of epochs/steps)")
     steps: Optional[int] = _opt(None, min=1, doc="budget in steps: d_steps D updates then g_steps G updates (one of epochs/steps)")
     max_seconds: Optional[float] = _opt(None, min=0.0, doc="wall-clock budget of this invocation")
+    fast: bool = _opt(True, doc="the fast path: levers that keep the arithmetic - D judges real and fake in "
+                                "one forward when it treats samples independently (no BatchNorm, dropout, "
+                                "spectral norm, minibatch statistics or DiffAugment), channels_last for conv "
+                                "models, fused Adam; on CUDA also TF32 matmuls and cuDNN autotuning; "
+                                "false = the plain path (on CPU: the same losses within float tolerance)")
+    compile: bool = _opt(False, doc="torch.compile G and D (off by default: measured slower on CPU, and its "
+                                    "compile takes minutes on 2 cores)")
+    amp: str = _opt("off", choices=("off", "bf16"),
+                    doc="bf16 autocast of G's and D's forward passes: on CUDA; on a CPU it runs CPU autocast "
+                        "where the CPU has native bf16 (AVX512-BF16/AMX) and otherwise warns and trains in fp32")
 
 
 @dataclass(frozen=True)

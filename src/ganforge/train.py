@@ -42,7 +42,8 @@ from .tblog import TensorBoardLog
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
 # change what is being trained, so a resumed run would no longer be the run it continues.
-RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds",
+RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds", "train.fast",
+                  "train.compile", "train.amp",
                   "data.root", "data.download", "data.workers", "log.", "eval.", "diagnostics", "diag_window")
 
 _METRIC_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -167,7 +168,39 @@ def _make_optimizer(cfg: Config, params, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
     if o.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    params = list(params)
+    if cfg.train.fast:  # one fused kernel per step instead of a handful of foreach ops (torch >= 2.4 on CPU)
+        try:
+            return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=True)
+        except (RuntimeError, TypeError):
+            pass
     return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def rows_independent(cfg: Config, D: nn.Module) -> bool:
+    """Whether D's logit for a sample depends on that sample alone (and on no random draw per call), so
+    real and fake can go through D in one forward with the same arithmetic as two: not with BatchNorm
+    (batch statistics), dropout or DiffAugment (random draws per call), spectral norm (a power iteration
+    per call), or D inputs that see minibatch statistics."""
+    coupled = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    return (cfg.model.d_input == "sample" and not cfg.spectral_norm and not cfg.diffaugment.strip()
+            and not any(isinstance(m, coupled) for m in D.modules()))
+
+
+def _amp_context(cfg: Config, device: torch.device, say: bool) -> Callable[[], Any]:
+    """The autocast context of G's and D's forwards for ``cfg.train.amp`` (bf16), or a no-op."""
+    from contextlib import nullcontext
+
+    if cfg.train.amp != "bf16":
+        return nullcontext
+    if device.type == "cpu":
+        native = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+        if not native:
+            if say:
+                print("ganforge: warning: train.amp bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where "
+                      "bf16 autocast runs slower than fp32; training in fp32", file=sys.stderr)
+            return nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _rng_state() -> Dict[str, Any]:
@@ -337,7 +370,19 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     # wrapper is used in D's step; G's step goes through the plain D (its weights frozen, so DDP would
     # wait for gradients that never come) and G's no-grad forwards use the plain G. Buffers (BatchNorm
     # statistics) stay per process; rank 0's are the ones saved.
+    conv = cfg.train.fast and len(data.shape) == 3 and cfg.model.arch == "dcgan"
+    if conv:  # oneDNN's convolutions run faster on NHWC; the weights stay the same numbers
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_train, D_train = (ddp(G, device), ddp(D, device)) if world.size > 1 else (G, D)
+    D_plain = D  # G's step: through D itself, not its DDP wrapper
+    if cfg.train.compile:
+        G_train, D_train, D_plain = torch.compile(G_train), torch.compile(D_train), torch.compile(D)
+    one_pass = cfg.train.fast and rows_independent(cfg, D)  # D judges real and fake in one forward
+    if cfg.train.fast and device.type == "cuda":  # TF32 tensor-core matmuls and tuned cuDNN algorithms
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    autocast = _amp_context(cfg, device, say)
     opt_g = _make_optimizer(cfg, G.parameters(), cfg.optim.lr_g)
     opt_d = _make_optimizer(cfg, D.parameters(), cfg.optim.lr_d)
     lp = cfg.loss_params
@@ -581,8 +626,10 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     y_real = stream.labels if n_classes else None  # fakes get the real batch's labels
                     if cfg.data.augment:
                         real = real_augment(real)
-                    with torch.no_grad():
-                        fake = cond(G, noise(cfg.model, B, device), y_real)
+                    if conv:
+                        real = real.contiguous(memory_format=torch.channels_last)
+                    with torch.no_grad(), autocast():
+                        fake = cond(G_train if world.size == 1 else G, noise(cfg.model, B, device), y_real).float()
                     sigma = _instance_noise(cfg, step)
                     if sigma > 0:  # the same noise level on both sides, so D cannot tell them apart by it
                         real = real + sigma * torch.randn_like(real)
@@ -591,12 +638,18 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                     if lazy_r1:
                         real.requires_grad_(True)
                     judge_d = judge(D_train, y_real)
-                    real_logits, fake_logits = judge_d(real), judge_d(fake)
-                    d_loss = loss.d(real_logits, fake_logits)
-                    if lazy_r1:
-                        d_loss = d_loss + cfg.r1 / 2 * cfg.r1_every * r1_penalty(real, real_logits)
-                    if loss.gradient_penalty:
-                        d_loss = d_loss + lp.gp_lambda * gradient_penalty(judge_d, real, fake)
+                    with autocast():
+                        if one_pass:
+                            y_both = torch.cat([y_real, y_real]) if y_real is not None else None
+                            logits = judge(D_train, y_both)(torch.cat([real, fake])).float()
+                            real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
+                        else:
+                            real_logits, fake_logits = judge_d(real).float(), judge_d(fake).float()
+                        d_loss = loss.d(real_logits, fake_logits)
+                        if lazy_r1:
+                            d_loss = d_loss + cfg.r1 / 2 * cfg.r1_every * r1_penalty(real, real_logits)
+                        if loss.gradient_penalty:
+                            d_loss = d_loss + lp.gp_lambda * gradient_penalty(judge_d, real, fake)
                     opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     if cfg.grad_clip > 0:
@@ -609,11 +662,12 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
                 D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
                 for _ in range(cfg.g_steps):
                     y_fake = torch.randint(n_classes, (B,), device=device) if n_classes else None
-                    fake = cond(G_train, noise(cfg.model, B, device), y_fake)
-                    sigma = _instance_noise(cfg, step)
-                    if sigma > 0:
-                        fake = fake + sigma * torch.randn_like(fake)
-                    g_loss = loss.g(judge(D, y_fake)(fake))
+                    with autocast():
+                        fake = cond(G_train, noise(cfg.model, B, device), y_fake)
+                        sigma = _instance_noise(cfg, step)
+                        if sigma > 0:
+                            fake = fake + sigma * torch.randn_like(fake)
+                        g_loss = loss.g(judge(D_plain, y_fake)(fake).float())
                     opt_g.zero_grad(set_to_none=True)
                     g_loss.backward()
                     if cfg.grad_clip > 0:

@@ -56,11 +56,12 @@ class Run:
             if not (self.dir / "config.yaml").is_file():
                 raise GanforgeError(f"{self.dir} is not a ganforge run dir (no config.yaml)")
             self.config = load_run_config(self.dir)
-            train_lines = [m for m in self.metrics if m.get("kind") == "train"]
-            if train_lines:
-                self.step = int(train_lines[-1]["step"])
-                self.epoch = float(train_lines[-1].get("epoch", 0.0))
-                self.elapsed = float(train_lines[-1].get("elapsed_s", 0.0))
+            lines = [m for m in self.metrics if m.get("kind") in ("train", "eval")]
+            if lines:  # the last step logged (an evaluation may come after the last train line)
+                last = max(lines, key=lambda m: int(m.get("step", 0)))
+                self.step, self.epoch = int(last.get("step", 0)), float(last.get("epoch", 0.0))
+                train_lines = [m for m in lines if m.get("kind") == "train"]
+                self.elapsed = float(train_lines[-1].get("elapsed_s", 0.0)) if train_lines else 0.0
 
     @property
     def metrics(self) -> List[Dict[str, Any]]:

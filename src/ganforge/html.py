@@ -159,8 +159,9 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
     note = ("Toy data: the metrics are computed against the exact distribution; the floor row scores exact "
             "draws, so it shows the metrics' own sampling noise." if toy else
             f"Image metrics on the features of <b>{html.escape(str(features))}</b>; numbers from different "
-            f"extractors or sample counts do not compare. The floor row scores real images against other real "
-            f"images at the same counts." if features else "")
+            f"extractors or sample counts do not compare. The floor row scores n real images against n other "
+            f"real images (n as in the in-training evaluations): what a perfect generator would get at that "
+            f"count." if features else "")
     summary = (f"{run.step} steps, epoch {run.epoch:g}, {run.elapsed:.0f} s of training; last logged: "
                f"D loss {last['d_loss']:.4g}, G loss {last['g_loss']:.4g}, D(x) {last['d_real']:.3f}, "
                f"D(G(z)) {last['d_fake']:.3f}, {last.get('img_per_s', 0):.0f} img/s")

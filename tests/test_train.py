@@ -37,7 +37,7 @@ def test_run_writes_every_file(tiny_config, tmp_path):
     assert (d / "checkpoints" / "latest").read_text().strip() == "step-0000016.pt"
     rows = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(2, 17, 2))
-    assert set(rows[0]) == {"step", "kind", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "img_per_s",
+    assert set(rows[0]) == {"step", "kind", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "img_per_s", "lr_g", "lr_d",
                             "elapsed_s"}
     assert (d / "final.png").read_bytes() == (d / "samples" / "step-0000016.png").read_bytes()
     assert all(0 <= r["d_real"] <= 1 and 0 <= r["d_fake"] <= 1 for r in rows)

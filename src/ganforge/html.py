@@ -100,6 +100,7 @@ def _best_picture(run: Run) -> Optional[Path]:
     from .api import load
     from .checkpoint import load_checkpoint
     from .data import load_dataset
+    from .models import grid_labels
     from .report import save_grid, save_toy_plot
 
     best = run.dir / "checkpoints" / "best.pt"
@@ -109,12 +110,9 @@ def _best_picture(run: Run) -> Optional[Path]:
     if out.exists() and out.stat().st_mtime >= best.stat().st_mtime:
         return out
     gan = load(best)
-    if gan.is_image:
-        state = load_checkpoint(best)
-        z = state.get("fixed_z")
-        n = z.shape[0] if z is not None else run.config.log.n_samples
-        z = z if z is not None else gan.noise(n, run.config.seed)
-        return save_grid(gan.generate(z, gan.labels(n, None, run.config.seed)), out)
+    if gan.is_image:  # the grid's own noise and (conditional) labels, as training drew them
+        z = load_checkpoint(best)["fixed_z"]
+        return save_grid(gan.generate(z, grid_labels(z.shape[0], gan.n_classes)), out)
     ev = run.config.eval
     x = gan.generate(gan.noise(ev.n, ev.seed))
     return save_toy_plot(x, load_dataset(run.config.data), out, title=f"best: step {gan.step}")

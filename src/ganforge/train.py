@@ -36,7 +36,7 @@ from .diagnostics import Diagnostics, diversity_ratio
 from .metrics import evaluate, parse_names, reference
 from .errors import DivergedError, GanforgeError
 from .losses import build_loss, gradient_penalty, r1_penalty
-from .models import build_discriminator, build_generator, class_labels, noise, spectral_normalise
+from .models import build_discriminator, build_generator, class_labels, grid_labels, noise, spectral_normalise
 from .report import save_grid, save_toy_plot
 from .tblog import TensorBoardLog
 
@@ -395,8 +395,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
     else:
         stream = _TensorBatches(data, cfg.train.batch_size, cfg.seed, device, world.rank, world.size)
     fixed_z = noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1))
-    # conditional: the grid cycles through the classes (0, 1, …, K−1, 0, …); evaluations use seeded labels
-    fixed_y = torch.arange(cfg.log.n_samples, device=device) % n_classes if n_classes else None
+    # conditional: the grid cycles through the classes (grid_labels); evaluations use seeded labels
     cond = (lambda net, z, y: net(z, y)) if n_classes else (lambda net, z, y: net(z))
     step, elapsed_before = 0, 0.0
     acc, acc_n = torch.zeros(len(_METRIC_KEYS), device=device), 0
@@ -533,7 +532,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
         try:
             with torch.no_grad():
                 if not toy:
-                    save_grid(cond(net, fixed_z, fixed_y), path)
+                    save_grid(cond(net, fixed_z, grid_labels(fixed_z.shape[0], n_classes, device)), path)
                 else:
                     z = noise(cfg.model, cfg.eval.n, device, torch.Generator().manual_seed(cfg.eval.seed))
                     x = net(z).float().cpu()

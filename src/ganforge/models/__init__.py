@@ -13,7 +13,7 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["class_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+__all__ = ["class_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -70,6 +70,11 @@ def spectral_normalise(D: nn.Module) -> nn.Module:
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             torch.nn.utils.parametrizations.spectral_norm(m)
     return D
+
+
+def grid_labels(n: int, n_classes: int, device: Optional[torch.device] = None) -> Optional[torch.Tensor]:
+    """The labels of the fixed-noise grid of a conditional G: 0, 1, …, K−1, 0, … (None when unconditional)."""
+    return torch.arange(n, device=device) % n_classes if n_classes else None
 
 
 def class_labels(n: int, n_classes: int, seed: Optional[int] = None) -> torch.Tensor:

@@ -104,8 +104,6 @@ def classic_steps(cfg, shape, folder, warm: int, measured: int) -> float:
             except StopIteration:
                 batches = iter(loader)
                 real, _ = next(batches)
-            if cfg.model.arch == "mlp":
-                real = real.view(B, -1).view(B, *shape)  # the tutorials flatten; ganforge's MLP D flattens itself
             z = torch.randn(B, cfg.model.z_dim)
             fake = G(z)
             opt_d.zero_grad()

@@ -177,6 +177,12 @@ class LoadedGAN:
         x = self.generate(self.noise(n, seed), self.labels(n, labels, seed))
         return to_unit(x) if self.is_image else x
 
+    @property
+    def slerp_default(self) -> bool:
+        """Latent walks are spherical for Gaussian z (linear paths cut through the low-norm middle G never
+        saw in training) and linear for uniform z, whose cube is convex."""
+        return self.config.model.z_dist == "normal"
+
     def interpolate(self, rows: int = 8, steps: int = 10, spherical: Optional[bool] = None,
                     seed: Optional[int] = None, labels=None) -> torch.Tensor:
         """Latent walks: ``rows`` random pairs (z0, z1), each walked in ``steps`` points from one end to the
@@ -188,7 +194,7 @@ class LoadedGAN:
         if rows < 1:
             raise GanforgeError(f"number of rows must be >= 1, got {rows}")
         if spherical is None:
-            spherical = self.config.model.z_dist == "normal"
+            spherical = self.slerp_default
         z = self.noise(2 * rows, seed)
         path = interpolate_latents(z[:rows], z[rows:], steps, spherical)  # (rows, steps, z_dim)
         y = self.labels(rows, labels, seed)

@@ -137,15 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_dir(path: str) -> Path:
-    run_dir = Path(path)
-    if not run_dir.is_dir():
-        raise GanforgeError(f"no such run dir: {run_dir}")
-    if not (run_dir / "metrics.jsonl").exists():
-        raise GanforgeError(f"{run_dir} is not a ganforge run dir (no metrics.jsonl)")
-    return run_dir
-
-
 def _out_path(out: str, suffixes: tuple) -> Path:
     path = Path(out)
     if path.suffix.lower() not in suffixes:
@@ -159,7 +150,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from .api import Run
     from .report import plot_curves
 
-    run = Run(_run_dir(args.run_dir))
+    run = Run(args.run_dir)
     out = _out_path(args.out, (".png",)) if args.out else run.dir / "curves.png"
     print(f"wrote {plot_curves(run.metrics, out, title=f'{run.dir.name} ({run.config.preset})')}")
     return 0
@@ -167,9 +158,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_animate(args: argparse.Namespace) -> int:
     from .api import Run
-    from .report import progress_frames, write_animation
+    from .report import grid_step, progress_frames, write_animation
 
-    run = Run(_run_dir(args.run_dir))
+    run = Run(args.run_dir)
     out = _out_path(args.out, (".gif", ".mp4")) if args.out else run.dir / "progress.gif"
     if args.fps <= 0:
         raise GanforgeError(f"--fps must be > 0, got {args.fps}")
@@ -177,8 +168,7 @@ def _cmd_animate(args: argparse.Namespace) -> int:
     if not grids:
         raise GanforgeError(f"no sample grids yet in {run.dir / 'samples'}")
     write_animation(progress_frames(grids), out, fps=args.fps)
-    print(f"wrote {out} ({len(grids)} frames, steps {grids[0].stem.split('-')[-1].lstrip('0') or 0} to "
-          f"{grids[-1].stem.split('-')[-1].lstrip('0') or 0})")
+    print(f"wrote {out} ({len(grids)} frames, steps {grid_step(grids[0])} to {grid_step(grids[-1])})")
     return 0
 
 
@@ -208,7 +198,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         from .checkpoint import write_atomic
 
         write_atomic(out, lambda f: pictures[0].save(f, format="PNG"))
-    how = "slerp" if (args.spherical if args.spherical is not None else gan.config.model.z_dist == "normal") else "lerp"
+    how = "slerp" if (gan.slerp_default if args.spherical is None else args.spherical) else "lerp"
     print(f"wrote {out} ({args.rows} walks of {args.steps} steps, {how}, from {gan.source}, step {gan.step})")
     return 0
 
@@ -216,7 +206,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .html import write_report
 
-    out = write_report(_run_dir(args.run_dir), floor=not args.no_floor)
+    out = write_report(Path(args.run_dir), floor=not args.no_floor)
     print(f"wrote {out}")
     return 0
 

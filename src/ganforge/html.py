@@ -17,7 +17,7 @@ from .api import Run
 from .checkpoint import write_atomic
 from .config import TOY_DATA
 from .errors import GanforgeError
-from .report import METRIC_LABELS, plot_curves
+from .report import METRIC_LABELS, grid_step, plot_curves
 
 # Columns of the metric table, in this order when present; other numeric keys follow.
 _COLUMNS = ("fid", "kid", "precision", "recall", "density", "coverage", "modes_covered", "kl_modes",
@@ -143,7 +143,7 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
                           (best, "best evaluation (checkpoints/best.pt)"), (real, "real data")):
         if path is not None and path.exists():
             pictures.append(f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    timeline = "".join(f"<figure>{_img(p, p.stem)}<figcaption>step {int(p.stem.split('-')[-1])}</figcaption></figure>"
+    timeline = "".join(f"<figure>{_img(p, p.stem)}<figcaption>step {grid_step(p)}</figcaption></figure>"
                        for p in grids)
     if events:
         ev_rows = "".join(f"<tr><td>{m.get('step')}</td><td>{html.escape(str(m.get('event')))}</td>"

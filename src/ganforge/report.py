@@ -210,6 +210,11 @@ def write_animation(frames: list, path: Path, fps: float = 4.0, hold_last: int =
     raise GanforgeError(f"--out must end in .gif or .mp4, got '{path.name}'")
 
 
+def grid_step(path: Path) -> int:
+    """The training step of a ``samples/step-NNNNNNN.png`` picture."""
+    return int(path.stem.split("-")[-1])
+
+
 def progress_frames(grids: list) -> list:
     """The run's fixed-noise pictures (``samples/step-*.png``), each labelled with its step."""
     from PIL import Image
@@ -217,7 +222,7 @@ def progress_frames(grids: list) -> list:
     frames = []
     for p in grids:
         with Image.open(p) as im:
-            frames.append(_label(im, f"step {int(p.stem.split('-')[-1])}"))
+            frames.append(_label(im, f"step {grid_step(p)}"))
     return frames
 
 

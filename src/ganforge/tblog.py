@@ -30,7 +30,8 @@ class TensorBoardLog:
             print("ganforge: note: log.tensorboard is on but the tensorboard package is not installed "
                   "(pip install 'ganforge[tensorboard]'); training goes on without it", file=sys.stderr)
             return None
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+        # Flushed every 10 s by the writer's own thread (and at close), not per line on the training loop.
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step, flush_secs=10)
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
         writer.add_text("config", "".join("    " + line + "\n" for line in text.splitlines()), purge_step or 0)
         return cls(writer)
@@ -45,7 +46,6 @@ class TensorBoardLog:
         for key, value in rec.items():
             if key not in _NOT_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{kind}/{key}", value, step)
-        self.writer.flush()
 
     def image(self, tag: str, path: Path, step: int) -> None:
         """A PNG written by the run (grid or toy plot) as an image at ``step``."""
@@ -54,7 +54,6 @@ class TensorBoardLog:
 
         with Image.open(path) as im:
             self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
-        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()

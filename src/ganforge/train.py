@@ -368,7 +368,7 @@ def _train(cfg: Config, run_dir: Union[str, Path, None], resume: bool,
             G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
     # What trains: G and D, each wrapped in DistributedDataParallel in a world of more than one. D's
     # wrapper is used in D's step; G's step goes through the plain D (its weights frozen, so DDP would
-    # wait for gradients that never come) and G's no-grad forwards use the plain G. Buffers (BatchNorm
+    # wait for gradients that never come) and, under DDP, G's no-grad forwards use the plain G. Buffers (BatchNorm
     # statistics) stay per process; rank 0's are the ones saved.
     conv = cfg.train.fast and len(data.shape) == 3 and cfg.model.arch == "dcgan"
     if conv:  # oneDNN's convolutions run faster on NHWC; the weights stay the same numbers

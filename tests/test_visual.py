@@ -201,11 +201,16 @@ def _chrome(tmp_path):
 
 def _check_in_browser(report, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _chrome(tmp_path)
     try:
+        browser.set_page_load_timeout(120)
         browser.get(report.as_uri())
-        assert browser.execute_script("return document.readyState") == "complete"
+        # get() can hand back control while a large data-URI page is still parsing (seen once under CI load):
+        # wait for the document and every image to finish, then assert on them.
+        WebDriverWait(browser, 120, poll_frequency=0.2).until(lambda b: b.execute_script(
+            "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"))
         images = browser.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
         severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -20,7 +20,10 @@ table gives median and min-max img/s and the ratio of medians (b)/(a).
 Model FLOP/s counts multiply-adds of every Linear/Conv layer (x2 FLOPs) of the passes a step makes —
 per D step: G forward (no grad), D forward on real and on fake with weight and input gradients (x3);
 per G step: G forward with gradients (x3) and D forward with input gradients only (x2) — and compares
-them with the peak of a large fp32 matmul timed in the same run and threads.
+them with the peak of a large fp32 matmul timed in the same run and threads. For the MLP presets the
+last two columns time the step's matrix products alone, at the step's own shapes (batch rows by layer
+widths), back to back: the FLOP/s these shapes allow on this machine, and how much of it the whole
+loop (activations, losses, Adam, Python) keeps.
 """
 
 from __future__ import annotations
@@ -178,6 +181,62 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n ** 3 / best
 
 
+def linear_layers(net: nn.Module, x: torch.Tensor) -> list:
+    """(in_features, out_features) of every Linear layer, in the order a forward pass meets them."""
+    layers = []
+    handles = [m.register_forward_hook(lambda m, i, o: layers.append((m.in_features, m.out_features)))
+               for m in net.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        net.eval()(x)
+    for h in handles:
+        h.remove()
+    return layers
+
+
+def gemm_plan(cfg, shape) -> "tuple[list, int]":
+    """The matrix products one ganforge step of an MLP preset makes, at the step's own shapes (batch
+    rows, layer widths; D's real and fake in one product of 2B rows where ganforge does one pass), as
+    closures on preallocated tensors — forward addmm, input-gradient mm, weight-gradient mm — and
+    their FLOPs (the count the model FLOP/s column uses)."""
+    from ganforge.train import rows_independent
+
+    G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
+    g_layers, d_layers = linear_layers(G, noise(cfg.model, 1)), linear_layers(D, torch.zeros(1, *shape))
+    B = cfg.train.batch_size
+    d_rows = [2 * B] if cfg.train.fast and rows_independent(cfg, D) else [B, B]
+    plan = []  # (rows, in, out, products): 1 = forward; 2 = + input gradient; 3 = + weight gradient
+    for _ in range(cfg.d_steps):
+        plan += [(B, i, o, 1) for i, o in g_layers] + [(n, i, o, 3) for n in d_rows for i, o in d_layers]
+    for _ in range(cfg.g_steps):
+        plan += [(B, i, o, 3) for i, o in g_layers] + [(B, i, o, 2) for i, o in d_layers]
+    ops, flops = [], 0
+    for n, i, o, k in plan:
+        x, w, b, gy = torch.randn(n, i), torch.randn(o, i), torch.randn(o), torch.randn(n, o)
+        ops.append(lambda x=x, w=w, b=b: torch.addmm(b, x, w.t()))
+        if k >= 2:
+            ops.append(lambda gy=gy, w=w: torch.mm(gy, w))
+        if k >= 3:
+            ops.append(lambda gy=gy, x=x: torch.mm(gy.t(), x))
+        flops += 2 * n * i * o * k
+    return ops, flops
+
+
+def gemm_ceiling(cfg, shape, repeats: int = 7) -> "float | None":
+    """FLOP/s of the step's matrix products alone (gemm_plan), back to back with nothing in between:
+    the most a loop of these shapes can reach on this machine. None for the convolutional presets."""
+    if cfg.model.arch != "mlp":
+        return None
+    ops, flops = gemm_plan(cfg, shape)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(20):
+            for op in ops:
+                op()
+        best = min(best, (time.perf_counter() - t) / 20)
+    return flops / best
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
@@ -196,7 +255,7 @@ def main() -> None:
     print(f"# fp32 matmul peak (2048x2048, best of 5): {peak / 1e9:.1f} GFLOP/s"
           + (f"; --set {' '.join(args.sets)}" if args.sets else "") + "\n", flush=True)
     head = ("| preset | batch | classic img/s (median, min-max) | ganforge img/s (median, min-max) | ganforge / classic "
-            "| ganforge model GFLOP/s | % of matmul peak |")
+            "| ganforge model GFLOP/s | % of matmul peak | step's GEMMs alone, GFLOP/s | % of that |")
     print(head + "\n|" + "|".join(["---"] * (head.count("|") - 1)) + "|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -222,9 +281,11 @@ def main() -> None:
                 b.append(ganforge_steps(cfg, root, warm, measured))
             ma, mb = statistics.median(a), statistics.median(b)
             gflops = flops_per_image(cfg, shape) * mb / 1e9
+            ceiling = gemm_ceiling(cfg, shape)
+            ceiling_cols = f"{ceiling / 1e9:.1f} | {100 * gflops * 1e9 / ceiling:.0f}%" if ceiling else "- | -"
             print(f"| {preset} | {cfg.train.batch_size} | {ma:.0f} ({min(a):.0f}-{max(a):.0f}) | "
                   f"{mb:.0f} ({min(b):.0f}-{max(b):.0f}) | {mb / ma:.2f}x | {gflops:.1f} | "
-                  f"{100 * gflops * 1e9 / peak:.0f}% |", flush=True)
+                  f"{100 * gflops * 1e9 / peak:.0f}% | {ceiling_cols} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Each loss, with its recommended settings, on the toy and MNIST presets at a fixed budget, 3 seeds.
 
-    python benchmarks/losses.py                                  # everything (about 45 minutes on 2 cores)
+    python benchmarks/losses.py                                  # everything (about 2 h 10 min on 2 cores)
     python benchmarks/losses.py --presets ring-8 --steps 2000    # a quick look
     python benchmarks/losses.py --losses hinge,wgan-gp --seeds 1
 
@@ -13,7 +13,8 @@ preset's (its stabilisers: EMA, minibatch-stats D, packs, R1 on grid-25, dropout
 Toy presets are scored on 10,000 samples of G (the EMA where kept) with the fixed evaluation noise:
 modes covered (a mode counts when it holds samples within 3σ) and the fraction of high-quality samples.
 MNIST presets are scored like benchmarks/mnist_quality.py: 2,500 generated images against a fixed half of
-mnist5k on the features of the domain classifier (LeNet trained on mnist5k), with the real-vs-real floor.
+mnist5k on the features of the domain classifier (LeNet trained on mnist5k) at the preset's image size,
+with the real-vs-real floor at that size.
 
 Each run is its own process with one thread; two run at a time (--jobs). Seconds are each run's own
 training time as the run reports it (they include the other job's competition for the 2 cores).
@@ -35,9 +36,12 @@ from pathlib import Path
 
 import torch
 
+import ganforge
+
 LOSSES = ["minimax", "nonsaturating", "lsgan", "hinge", "wgan", "wgan-gp"]
-PRESETS = ["ring-8", "grid-25", "mnist-mlp", "mnist-mlp-tuned"]
-STEPS = {"ring-8": 5000, "grid-25": 5000, "mnist-mlp": 2000, "mnist-mlp-tuned": 2000}
+PRESETS = ["ring-8", "grid-25", "mnist-mlp", "mnist-mlp-bn", "mnist-mlp-tuned", "mnist-dcgan"]
+STEPS = {"ring-8": 5000, "grid-25": 5000, "mnist-mlp": 2000, "mnist-mlp-bn": 2000, "mnist-mlp-tuned": 2000,
+         "mnist-dcgan": 500}
 N_EVAL = 2500  # images on each side for MNIST (half of mnist5k)
 
 _ONE = r"""
@@ -89,17 +93,18 @@ def _one(preset: str, loss: str, seed: int, steps: int, root: Path) -> dict:
     return {"preset": preset, "loss": loss, "seed": seed, **json.loads(p.stdout.strip().splitlines()[-1])}
 
 
-def _floor() -> float:
-    """Real-vs-real FID on the same features, counts and halves as the MNIST rows."""
+def _floor(image_size: "int | None") -> "tuple[int, float]":
+    """Real-vs-real FID on the same features (the domain classifier at this image size), counts and halves
+    as the MNIST rows."""
     from ganforge.config import DataConfig, EvalConfig
     from ganforge.data import load_dataset
     from ganforge.metrics import evaluate, reference
 
     perm = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
     a, b = perm[:N_EVAL].sort().values, perm[N_EVAL: 2 * N_EVAL].sort().values
-    data = load_dataset(DataConfig())
+    data = load_dataset(DataConfig(image_size=image_size))
     ref = reference(data, EvalConfig(), verbose=False, x=data.x[a], y=data.y[a])  # also caches the classifier
-    return evaluate(data.x[b], ref)["fid"]
+    return data.x.shape[-1], evaluate(data.x[b], ref)["fid"]  # (pixels a side, FID)
 
 
 def _spread(values: list, fmt: str) -> str:
@@ -120,10 +125,12 @@ def main() -> None:
     args = ap.parse_args()
     presets = [p for p in args.presets.split(",") if p]
     losses = [x for x in args.losses.split(",") if x]
-    floor = _floor() if any(p.startswith("mnist") for p in presets) else None
+    sizes = {p: ganforge.resolve_config(p).data.image_size for p in presets if p.startswith("mnist")}
+    floors = {size: _floor(size) for size in set(sizes.values())}  # image_size None: the data's own size
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"1 thread per run, {args.jobs} runs at a time, seeds 0-{args.seeds - 1}"
-          + (f"; MNIST real-vs-real FID floor {floor:.2f}" if floor is not None else "") + "\n", flush=True)
+          + "".join(f"; MNIST real-vs-real FID floor at {px} px {f:.2f}" for px, f in sorted(floors.values())) + "\n",
+          flush=True)
     with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(args.jobs) as pool:
         jobs = {(p, x): [pool.submit(_one, p, x, s, args.steps or STEPS.get(p, 10000), Path(d))
                          for s in range(args.seeds)] for p in presets for x in losses}
@@ -147,6 +154,7 @@ def main() -> None:
             modes = _spread([r["modes_covered"] for r in ok if "modes_covered" in r], "d")
             hq = _spread([100 * r["hq_fraction"] for r in ok if "hq_fraction" in r], ".1f")
             fids = [r["fid"] for r in ok if "fid" in r]
+            floor = floors[sizes[preset]][1] if preset in sizes else None
             fid = f"{_spread(fids, '.0f')} ({statistics.median(fids) / floor:.0f}x)" if fids and floor else ""
             print(f"| {preset} | {loss} | {ok[0]['step'] if ok else ''} | "
                   f"{modes}{'/' + str(total) if modes and total else ''} | {hq} | {fid} | "

@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py                          # the four presets, about 4 minutes on 2 cores
     python benchmarks/throughput.py --presets mnist-mlp --repeats 5
-    python benchmarks/throughput.py --set model.channels_last=false   # a lever off, for its effect
+    python benchmarks/throughput.py --set train.fast=false   # the levers off (plain path), for their effect
 
 For each preset, images per second of whole training steps (d_steps D updates + g_steps G updates;
 images = real images seen by D) for:
@@ -140,24 +140,33 @@ def ganforge_steps(cfg, root: Path, warm: int, measured: int) -> float:
 
 # ---------------------------------------------------------------- FLOPs and the matmul peak
 
-def macs_per_sample(net: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of one forward pass of one sample through every Linear/Conv layer."""
-    total = [0]
+_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 
-    def hook(m, inp, out):
-        if isinstance(m, nn.Linear):
-            total[0] += m.in_features * m.out_features
-        elif isinstance(m, nn.Conv2d):
-            total[0] += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.ConvTranspose2d):
-            total[0] += inp[0][0].numel() * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+def layer_calls(net: nn.Module, x: torch.Tensor) -> list:
+    """(layer, its input, its output) for every Linear/Conv layer of one eval-mode forward of ``x``, in
+    the order the pass meets them."""
+    calls = []
+    handles = [m.register_forward_hook(lambda m, i, o: calls.append((m, i[0], o)))
+               for m in net.modules() if isinstance(m, _LAYERS)]
     with torch.no_grad():
         net.eval()(x)
     for h in handles:
         h.remove()
-    return total[0]
+    return calls
+
+
+def macs_per_sample(net: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of one forward pass of one sample through every Linear/Conv layer."""
+    total = 0
+    for m, inp, out in layer_calls(net, x):
+        if isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+        elif isinstance(m, nn.Conv2d):
+            total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        else:  # ConvTranspose2d
+            total += inp[0].numel() * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+    return total
 
 
 def flops_per_image(cfg, shape) -> float:
@@ -183,14 +192,7 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 def linear_layers(net: nn.Module, x: torch.Tensor) -> list:
     """(in_features, out_features) of every Linear layer, in the order a forward pass meets them."""
-    layers = []
-    handles = [m.register_forward_hook(lambda m, i, o: layers.append((m.in_features, m.out_features)))
-               for m in net.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        net.eval()(x)
-    for h in handles:
-        h.remove()
-    return layers
+    return [(m.in_features, m.out_features) for m, _, _ in layer_calls(net, x) if isinstance(m, nn.Linear)]
 
 
 def gemm_plan(cfg, shape) -> "tuple[list, int]":

@@ -92,6 +92,14 @@ def test_run_opens_from_disk_with_metrics_and_dataframe(image_run):
         ganforge.Run(image_run / "samples")
 
 
+def test_loaded_gan_carries_the_grid_noise(image_run):
+    from ganforge.checkpoint import load_checkpoint
+
+    gan = ganforge.load(image_run / "checkpoints" / "best.pt")
+    z = load_checkpoint(image_run / "checkpoints" / "best.pt")["fixed_z"]
+    assert gan.fixed_z.shape == (gan.config.log.n_samples, gan.z_dim) and torch.equal(gan.fixed_z, z)
+
+
 def test_tensorboard_mirrors_metrics_grid_and_config(image_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

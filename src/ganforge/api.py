@@ -109,8 +109,10 @@ class LoadedGAN:
     """A trained generator with its config, ready to sample."""
 
     def __init__(self, generator: nn.Module, config: Config, data_shape: tuple, step: int,
-                 source: Path, device: torch.device, classes: Optional[list] = None) -> None:
+                 source: Path, device: torch.device, classes: Optional[list] = None,
+                 fixed_z: Optional[torch.Tensor] = None) -> None:
         self.generator = generator
+        self.fixed_z = fixed_z  # the noise of the run's training grids (checkpoints; None for exports)
         self.classes = list(classes or [])  # conditional runs: the class names, in label order
         self.config = config
         self.data_shape = tuple(data_shape)
@@ -236,7 +238,8 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
-    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes)
+    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes,
+                     state.get("fixed_z"))
 
 
 def export(source: PathLike, out: PathLike) -> Path:

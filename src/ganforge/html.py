@@ -98,7 +98,6 @@ def _floor(run: Run, verbose: bool) -> Optional[Dict[str, Any]]:
 def _best_picture(run: Run) -> Optional[Path]:
     """``RUN/best.png``: the fixed-noise picture of ``checkpoints/best.pt`` (the best evaluation's G)."""
     from .api import load
-    from .checkpoint import load_checkpoint
     from .data import load_dataset
     from .models import grid_labels
     from .report import save_grid, save_toy_plot
@@ -111,7 +110,7 @@ def _best_picture(run: Run) -> Optional[Path]:
         return out
     gan = load(best)
     if gan.is_image:  # the grid's own noise and (conditional) labels, as training drew them
-        z = load_checkpoint(best)["fixed_z"]
+        z = gan.fixed_z
         return save_grid(gan.generate(z, grid_labels(z.shape[0], gan.n_classes)), out)
     ev = run.config.eval
     x = gan.generate(gan.noise(ev.n, ev.seed))

@@ -5,7 +5,7 @@ import torch
 
 import ganforge
 from ganforge.models import build_discriminator
-from ganforge.train import rows_independent
+from ganforge.train import cpu_has_native_bf16, rows_independent
 
 
 def _train_lines(cfg, run_dir):
@@ -58,17 +58,13 @@ def test_amp_and_compile_values_are_validated():
         ganforge.resolve_config("mnist-mlp", overrides={"train.compile": "sometimes"})
 
 
-def _cpu_bf16() -> bool:
-    return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-
-
 def test_amp_bf16_on_cpu_and_resume(tiny_config, tmp_path, capsys):
     """CPU: bf16 autocast where the CPU has native bf16, else a warning and fp32 (the same numbers as amp
     off). Either way a run with amp resumes and continues."""
     base = {"log.every": 1}
     full = _train_lines(tiny_config(**{**base, "train.steps": 4, "train.amp": "bf16"}), tmp_path / "full")
     err = capsys.readouterr().err
-    if _cpu_bf16():
+    if cpu_has_native_bf16():
         assert all(abs(m["d_loss"]) < 100 for m in full)
     else:
         assert "no native bf16" in err and "training in fp32" in err
@@ -79,7 +75,7 @@ def test_amp_bf16_on_cpu_and_resume(tiny_config, tmp_path, capsys):
     ganforge.train(cfg, tmp_path / "r", resume=True)
     resumed = [m for m in ganforge.Run(tmp_path / "r").metrics if m["kind"] == "train"]
     assert [m["step"] for m in resumed] == [1, 2, 3, 4]
-    if not _cpu_bf16():  # fp32 on both sides: resume is exact
+    if not cpu_has_native_bf16():  # fp32 on both sides: resume is exact
         _assert_same_losses(full, resumed, rtol=0, atol=0)
 
 

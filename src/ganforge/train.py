@@ -187,19 +187,22 @@ def rows_independent(cfg: Config, D: nn.Module) -> bool:
             and not any(isinstance(m, coupled) for m in D.modules()))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16/AMX, as oneDNN reports it)."""
+    return bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
+
+
 def _amp_context(cfg: Config, device: torch.device, say: bool) -> Callable[[], Any]:
     """The autocast context of G's and D's forwards for ``cfg.train.amp`` (bf16), or a no-op."""
     from contextlib import nullcontext
 
     if cfg.train.amp != "bf16":
         return nullcontext
-    if device.type == "cpu":
-        native = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
-        if not native:
-            if say:
-                print("ganforge: warning: train.amp bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where "
-                      "bf16 autocast runs slower than fp32; training in fp32", file=sys.stderr)
-            return nullcontext
+    if device.type == "cpu" and not cpu_has_native_bf16():
+        if say:
+            print("ganforge: warning: train.amp bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where "
+                  "bf16 autocast runs slower than fp32; training in fp32", file=sys.stderr)
+        return nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 

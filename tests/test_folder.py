@@ -14,7 +14,7 @@ from ganforge.config import DataConfig, resolve_config
 from ganforge.data import FolderImages, TensorDataset, load_dataset
 from ganforge.data.folder import decode
 from ganforge.errors import GanforgeError
-from ganforge.train import _LoaderBatches, _TensorBatches
+from ganforge.data.batches import LoaderBatches, TensorBatches
 
 CPU = torch.device("cpu")
 
@@ -142,8 +142,8 @@ def test_streamed_folder_gives_the_same_batches_as_the_in_memory_one(photo_folde
     streamed = load_dataset(folder_cfg(photo_folder, max_memory_mb=0, workers=1))
     assert isinstance(streamed, FolderImages) and streamed.info["in_memory"] is False
     assert streamed.shape == held.shape and len(streamed) == len(held)
-    a = _TensorBatches(held, 8, seed=3, device=CPU)
-    b = _LoaderBatches(streamed, 8, seed=3, device=CPU, workers=1)
+    a = TensorBatches(held, 8, seed=3, device=CPU)
+    b = LoaderBatches(streamed, 8, seed=3, device=CPU, workers=1)
     first = [a.next() for _ in range(6)]                       # 4 batches per epoch: crosses an epoch
     assert all(torch.allclose(x, b.next(), atol=1e-6) for x in first)
     a.position = b.position = 2                                # resume mid-stream
@@ -152,8 +152,8 @@ def test_streamed_folder_gives_the_same_batches_as_the_in_memory_one(photo_folde
 
 def test_sharded_batches_partition_the_global_batch(photo_folder):
     held = load_dataset(folder_cfg(photo_folder))
-    whole = _TensorBatches(held, 8, seed=1, device=CPU).next()
-    parts = [_TensorBatches(held, 4, seed=1, device=CPU, rank=r, world=2).next() for r in (0, 1)]
+    whole = TensorBatches(held, 8, seed=1, device=CPU).next()
+    parts = [TensorBatches(held, 4, seed=1, device=CPU, rank=r, world=2).next() for r in (0, 1)]
     assert torch.equal(torch.cat(parts), whole)
 
 

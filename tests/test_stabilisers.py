@@ -9,7 +9,7 @@ from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
 from ganforge.losses import build_loss, d_bce
 from ganforge.models import MLPDiscriminator, spectral_normalise
-from ganforge.train import _instance_noise
+from ganforge.train.step import instance_noise
 
 
 def _sig(v):
@@ -47,8 +47,8 @@ def test_spectral_norm_bounds_the_largest_singular_value_near_1():
 
 def test_instance_noise_anneals_linearly_to_zero():
     cfg = resolve_config("ring-8", overrides={"instance_noise": 0.2, "instance_noise_steps": 100})
-    assert [_instance_noise(cfg, s) for s in (0, 50, 100, 500)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
-    assert _instance_noise(resolve_config("ring-8"), 0) == 0.0
+    assert [instance_noise(cfg, s) for s in (0, 50, 100, 500)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    assert instance_noise(resolve_config("ring-8"), 0) == 0.0
 
 
 def test_gradient_clipping_bounds_each_update(tmp_path):

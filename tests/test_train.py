@@ -5,7 +5,7 @@ import torch
 
 import ganforge
 from ganforge.errors import GanforgeError
-from ganforge.train import BatchStream
+from ganforge.data.batches import BatchStream
 
 TIMING = ("img_per_s", "elapsed_s")
 
@@ -130,14 +130,14 @@ def test_load_and_sample(tiny_config, tmp_path):
 
 def test_ema_is_the_decayed_average():
     from torch import nn
-    from ganforge.train import _update_ema
+    from ganforge.train.step import update_ema
     model, ema = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         ema.weight.fill_(0.0)
         expected = 0.0
         for w in (1.0, 2.0, 4.0):
             model.weight.fill_(w)
-            _update_ema(ema, model, 0.9)
+            update_ema(ema, model, 0.9)
             expected = 0.9 * expected + 0.1 * w
     assert ema.weight.item() == pytest.approx(expected) == pytest.approx(0.1 * 0.81 + 0.2 * 0.9 + 0.4)
 

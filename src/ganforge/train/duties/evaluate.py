@@ -1,0 +1,86 @@
+"""Evaluation during training: score samples of the fixed evaluation noise, log the numbers, keep
+``checkpoints/best.pt`` when they are the best so far, and let the diagnostics see them.
+
+Images are scored by :class:`EvaluateImages` (``eval.n_train`` samples, ``eval.train_metrics``, at
+``eval.every`` or, with ``auto``, at every checkpoint and at the end); toy data is scored with each
+picture (:class:`ganforge.train.duties.grids.Grids`), both through :func:`score`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+
+from ...metrics import evaluate, parse_names
+from ...models import class_labels, noise
+from ..state import rng_state, save
+from .base import Duty
+
+LOWER_IS_BETTER = ("fid", "kid", "kl_modes", "w1", "ks")
+
+
+def rank(metrics: Dict[str, float], best: str = "fid") -> tuple:
+    """Order evaluations, higher is better: 1-D toy data by lowest W1; 2-D by most modes covered, then
+    most high-quality samples, then lowest KL; images by ``eval.best``."""
+    if "w1" in metrics:
+        return (-metrics["w1"],)
+    if "hq_fraction" in metrics:
+        return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
+    value = float(metrics[best])
+    return (-value if best in LOWER_IS_BETTER else value,)
+
+
+def score(t, x: torch.Tensor, rngs: list) -> Dict[str, float]:
+    """Score generated samples ``x`` (rank 0; ``rngs``: every rank's RNG state, for best.pt)."""
+    s, cfg = t.state, t.cfg
+    found = evaluate(x, t.ref, None if t.toy else parse_names(cfg.eval.train_metrics))
+    t.log.record({"step": s.step, "epoch": s.epoch, "kind": "eval", **found})
+    t.run.final_metrics = found
+    ranked = rank(found, cfg.eval.best)
+    if s.best_score is None or ranked > tuple(s.best_score):  # NaN scores never compare greater
+        s.best_score = list(ranked)
+        save(s, t.world, t.run_dir / "checkpoints", cfg.log.keep_checkpoints, name="best.pt", metrics=found,
+             rngs=rngs)
+    for event, message in s.diagnostics.on_eval(found):
+        t.log.event(s.step, event, message)
+    return found
+
+
+class EvaluateImages(Duty):
+    """The cheap in-training evaluation of image runs."""
+
+    def after_step(self, t, out):
+        if t.image_eval and self._due(t):
+            self.evaluate(t)
+
+    def finish(self, t) -> None:
+        step = t.state.step
+        if t.image_eval and step > 0 and t.cfg.eval.every == "auto" and t.saved_step != step:
+            self.evaluate(t)  # stopped by time or signal: score what is being saved
+
+    @staticmethod
+    def _due(t) -> bool:
+        every = t.cfg.eval.every
+        if every == "auto":
+            return t.last or t.due(t.cfg.log.checkpoint_every)
+        return t.due(every)
+
+    @staticmethod
+    def evaluate(t) -> None:
+        """``eval.n_train`` samples of the fixed evaluation noise (and seeded class labels), scored."""
+        rngs = t.world.gather(rng_state())  # collective: every rank comes here
+        if not t.world.main:
+            return
+        cfg, nets, n = t.cfg, t.state.nets, t.cfg.eval.n_train
+        net = nets.G_eval
+        net.eval()
+        try:
+            with torch.no_grad():
+                z = noise(cfg.model, n, t.device, torch.Generator().manual_seed(cfg.eval.seed))
+                y = class_labels(n, t.n_classes, cfg.eval.seed).to(t.device) if t.n_classes else None
+                x = torch.cat([t.step_fn.generate(net, z[i: i + 500], y[i: i + 500] if y is not None else None)
+                               .float().cpu() for i in range(0, n, 500)])
+            score(t, x, rngs)
+        finally:
+            nets.G.train()

@@ -1,0 +1,271 @@
+"""A run's set-up, before the first step: the run dir (new, or resumed from its checkpoint), the data
+and what evaluations score against, the models and optimisers in their distributed wrappers, the
+training state — gathered into one :class:`Training` that the loop and its duties work on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..api import Run
+from ..checkpoint import latest_checkpoint, load_latest_good, write_atomic
+from ..config import Config, build_config, config_warnings, load_run_config, parse_interval, save_yaml
+from ..data import Mixture, load_dataset
+from ..data.batches import batches_for
+from ..diagnostics import Diagnostics
+from ..dist import World, ddp
+from ..errors import GanforgeError
+from ..metrics import reference
+from ..models import build_discriminator, build_generator, noise, spectral_normalise
+from ..report import save_grid, save_toy_plot
+from .runlog import RunLog, truncate_metrics
+from .state import TrainState, seed_everything
+from .step import GANStep, amp_context, make_nets, rows_independent
+
+# Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
+# change what is being trained, so a resumed run would no longer be the run it continues.
+RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds", "train.fast",
+                  "train.compile", "train.amp",
+                  "data.root", "data.download", "data.workers", "log.", "eval.", "diagnostics", "diag_window")
+
+
+@dataclass
+class Training:
+    """Everything the loop and its duties work on, made once by :func:`prepare`."""
+
+    cfg: Config
+    world: World
+    device: torch.device
+    run_dir: Path
+    data: Any
+    n_classes: int  # 0: unconditional
+    ref: Any  # what evaluations score against: the toy mixture, the real images' features, or None
+    image_eval: bool  # images are scored during training
+    state: TrainState
+    step_fn: GANStep
+    run: Run
+    total: Optional[int]  # the step budget (train.steps, or train.epochs in steps); None: time or signal
+    resumed: bool
+    warnings: List[str]
+    log: Optional[RunLog] = None
+    stop: Optional[str] = None  # set when the loop should end: budget | max_seconds | signal
+    saved_step: int = 0  # the step of this invocation's last checkpoint
+    epochs: Tuple[int, int] = (0, 0)  # whole epochs done before and after the last step
+    record: Optional[Dict[str, Any]] = field(default=None)  # the metrics line of the last step, if any
+
+    @property
+    def toy(self) -> bool:
+        return isinstance(self.data, Mixture)
+
+    @property
+    def last(self) -> bool:
+        """The step budget is used up."""
+        return self.total is not None and self.state.step >= self.total
+
+    def due(self, interval: str) -> bool:
+        """Whether ``interval`` ('N steps' / 'N epochs') falls due at the step just taken."""
+        n, unit = parse_interval(interval)
+        if unit == "step":
+            return self.state.step % n == 0
+        before, after = self.epochs
+        return after // n > before // n
+
+
+def prepare(cfg: Config, run_dir: Union[str, Path, None], resume: bool, world: World,
+            device: torch.device) -> Training:
+    """Check the run dir, load the data, build the models and the state (restored on resume), write the
+    run dir's fixed files, and open its log."""
+    if cfg.sync_bn and world.size > 1 and device.type != "cuda":
+        raise GanforgeError("sync_bn needs CUDA (torch's SyncBatchNorm has no CPU kernel); drop sync_bn on CPU")
+    run_dir, saved, ckpt_path = _run_dir(cfg, run_dir, resume, world)
+    data = load_dataset(cfg.data, verbose=world.main)  # bad data fails here, before anything is written
+    ref = _reference(cfg, data, world)
+    image_eval = world.broadcast(ref is not None and not isinstance(data, Mixture))
+    n_classes = _n_classes(cfg, data)
+    world.barrier()  # every rank has checked the run dir before rank 0 writes into it
+    step_fn = _build(cfg, data, n_classes, world, device)
+    batches = batches_for(data, cfg.train.batch_size, cfg.seed, device, samples_per_epoch=cfg.data.samples_per_epoch,
+                          workers=cfg.data.workers, rank=world.rank, world=world.size)
+    meta = {"world_size": world.size, "config": cfg.to_dict(), "data_shape": list(data.shape),
+            "n_classes": n_classes, "classes": _class_names(data, n_classes)}
+    state = TrainState(step_fn.nets, batches, Diagnostics(cfg.loss, cfg.diag_window, cfg.diagnostics),
+                       fixed_z=noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1)),
+                       acc=torch.zeros(4, device=device), meta=meta)
+    if saved is not None:
+        state.load_state_dict(saved, ckpt_path, world.rank)
+        if world.main:
+            truncate_metrics(run_dir / "metrics.jsonl", state.step)
+    if world.main:
+        _write_run_files(cfg, data, run_dir)
+    warned = config_warnings(cfg)
+    for text in warned if world.main and saved is None else ():
+        print(f"ganforge: warning: {text}", file=sys.stderr)
+    total = cfg.train.steps
+    if total is None and cfg.train.epochs is not None:
+        total = math.ceil(cfg.train.epochs * batches.per_epoch / cfg.d_steps)
+    run = Run(run_dir, cfg, state.step, batches.position / batches.per_epoch, state.elapsed_before, rank=world.rank)
+    return Training(cfg, world, device, run_dir, data, n_classes, ref, image_eval, state, step_fn, run, total,
+                    resumed=saved is not None, warnings=warned)
+
+
+def open_log(t: Training) -> RunLog:
+    """The run's metrics.jsonl, TensorBoard mirror and progress bar (new runs: config warnings logged)."""
+    t.log = RunLog(t.run_dir, t.cfg, active=t.world.main, total=t.total, step=t.state.step, resumed=t.resumed)
+    for text in t.warnings if not t.resumed else ():
+        t.log.event(0, "config_warning", text, say=False)
+    return t.log
+
+
+def _run_dir(cfg: Config, run_dir, resume: bool, world: World):
+    """The run dir, and on resume the checkpoint to continue from (None: start it again from step 0)."""
+    say = world.main
+    if not resume:
+        run_dir = Path(world.broadcast(str(run_dir) if run_dir is not None else str(default_run_dir(cfg))))
+        _check_new_run_dir(run_dir)
+        return run_dir, None, None
+    if run_dir is None:
+        raise GanforgeError("--resume needs --run-dir naming the run to continue")
+    run_dir = Path(run_dir)
+    saved_cfg = load_run_config(run_dir)  # no config.yaml: nothing to resume
+    world.barrier()
+    if say:
+        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write interrupted by a kill
+            stale.unlink()
+    if latest_checkpoint(run_dir / "checkpoints") is None:
+        # Killed before its first checkpoint: nothing to continue, so start it again from step 0.
+        if say:
+            print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
+        check_resume_config(saved_cfg, cfg)
+        if say:
+            truncate_metrics(run_dir / "metrics.jsonl", 0)
+        return run_dir, None, None
+    ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
+    for problem in skipped if say else ():
+        print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
+    check_resume_config(_saved_config(state, ckpt_path), cfg)
+    if int(state.get("world_size", 1)) != world.size:
+        raise GanforgeError(f"{run_dir} was trained by {state.get('world_size', 1)} process(es); resume it "
+                            f"with as many (this is {world.size}), so its data order and batch stay the same")
+    return run_dir, state, ckpt_path
+
+
+def _reference(cfg: Config, data, world: World):
+    """What evaluations score against (rank 0): the toy mixture itself, or the real images' features."""
+    if isinstance(data, Mixture):
+        return data
+    if cfg.eval.every == "off" or not world.main:
+        return None
+    try:
+        return reference(data, cfg.eval, verbose=True)
+    except GanforgeError as e:
+        if cfg.eval.every != "auto":
+            raise
+        print(f"ganforge: note: {e}; training without image metrics", file=sys.stderr)
+        return None
+
+
+def _build(cfg: Config, data, n_classes: int, world: World, device: torch.device) -> GANStep:
+    """G and D (the same initial weights on every rank), in their wrappers, with optimisers: the step."""
+    seed_everything(cfg.seed)
+    G = build_generator(cfg.model, data.shape, n_classes).to(device)
+    D = build_discriminator(cfg.model, data.shape, n_classes)
+    D = (spectral_normalise(D) if cfg.spectral_norm else D).to(device)
+    if world.size > 1:
+        seed_everything(cfg.seed + 7919 * world.rank)  # different noise (and augmentation) on each rank
+        if cfg.sync_bn:
+            G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
+    # Buffers (BatchNorm statistics) stay per process; rank 0's are the ones saved.
+    conv = cfg.train.fast and len(data.shape) == 3 and cfg.model.arch == "dcgan"
+    if conv:  # oneDNN's convolutions run faster on NHWC; the weights stay the same numbers
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    nets = make_nets(cfg, G, D, (lambda m: ddp(m, device)) if world.size > 1 else (lambda m: m))
+    one_pass = cfg.train.fast and rows_independent(cfg, D)  # D judges real and fake in one forward
+    if cfg.train.fast and device.type == "cuda":  # TF32 tensor-core matmuls and tuned cuDNN algorithms
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return GANStep(cfg, nets, n_classes, device, distributed=world.size > 1, one_pass=one_pass,
+                   channels_last=conv, autocast=amp_context(cfg, device, world.main))
+
+
+def _write_run_files(cfg: Config, data, run_dir: Path) -> None:
+    """config.yaml, data.json and the real-sample picture (rank 0)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    save_yaml(cfg, run_dir / "config.yaml")
+    if getattr(data, "info", None):
+        write_atomic(run_dir / "data.json", lambda f: f.write(json.dumps(data.info, indent=1).encode()))
+    if (run_dir / "samples" / "real.png").exists():
+        return
+    if isinstance(data, Mixture):
+        real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
+        save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples", label="real")
+    else:
+        shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
+        save_grid(data.take(shown[: cfg.log.n_samples]), run_dir / "samples" / "real.png")
+
+
+def default_run_dir(cfg: Config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{cfg.preset}-{stamp}"
+    i = 1
+    while path.exists():
+        i += 1
+        path = Path("runs") / f"{cfg.preset}-{stamp}-{i}"
+    return path
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"run dir {run_dir} is a file, not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise GanforgeError(f"run dir {run_dir} is not empty: use --resume to continue it, or choose another --run-dir")
+
+
+def _changed_keys(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            yield from _changed_keys(va, vb, prefix + k + ".")
+        elif va != vb:
+            yield prefix + k
+
+
+def check_resume_config(saved: Config, requested: Config) -> None:
+    """Refuse a resume whose config changes anything but budgets, logging and device."""
+    for key in _changed_keys(saved.to_dict(), requested.to_dict()):
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
+            raise GanforgeError(f"--resume cannot change '{key}' (it changes what is trained); "
+                                f"start a new run dir instead")
+
+
+def _saved_config(state: Dict[str, Any], path: Path) -> Config:
+    try:
+        return build_config(state["config"])
+    except (KeyError, GanforgeError) as e:
+        raise GanforgeError(f"checkpoint {path} holds no valid config ({e})") from None
+
+
+def _n_classes(cfg: Config, data) -> int:
+    """``conditional: true``: the number of classes in the labelled data; else 0."""
+    if not cfg.conditional:
+        return 0
+    y = getattr(data, "y", None)
+    if y is None or int(y.max()) < 1:
+        raise GanforgeError(f"conditional: true needs labelled data with 2 or more classes (mnist5k, mnist, "
+                            f"fashion-mnist, or a folder with one sub-folder per class); '{cfg.data.name}' has none")
+    return int(y.max()) + 1
+
+
+def _class_names(data, n_classes: int) -> list:
+    names = (getattr(data, "info", None) or {}).get("classes") or []
+    return list(names) if len(names) == n_classes else [str(k) for k in range(n_classes)]

@@ -1,0 +1,230 @@
+"""Golden runs: seeded training runs whose bytes must not change when the code around the loop changes.
+
+Each case trains a preset on a small budget with every duty active (metrics lines, grids, in-training
+evaluation and best.pt, periodic checkpoints, a resume, a NaN rollback, two gloo processes) and
+reduces the run directory to a digest: the SHA-256 of every grid, the metrics.jsonl lines without
+their wall-clock fields, and a SHA-256 over every tensor and value of each checkpoint (the elapsed
+time left out). ``tests/test_golden.py`` compares the short budgets with ``tests/golden/<env>.json``.
+
+Floating-point results depend on the PyTorch build and the CPU's kernels, so goldens are stored per
+environment (torch version, CPU capability, thread count 1); record them for a new one with
+
+    python tests/golden.py --record            # short budgets (the test's)
+    python tests/golden.py --record --long     # a few hundred steps each (checked by hand: --check --long)
+
+and check a change with ``python tests/golden.py --check [--long]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+WALL_CLOCK = ("img_per_s", "elapsed_s")  # the only fields of metrics.jsonl that may differ between runs
+
+# name → (preset, overrides for the short budget, overrides for the long budget)
+_QUIET = {"log.progress": False}
+CASES: Dict[str, tuple] = {
+    "mnist-mlp-tuned": ("mnist-mlp-tuned",
+                        {"data.limit": 512, "train.batch_size": 32, "train.epochs": None, "train.steps": 48,
+                         "log.every": 4, "log.sample_every": "16 steps", "log.checkpoint_every": "24 steps",
+                         "eval.every": "auto", "eval.n_train": 200, "eval.n_ref": 512},
+                        {"train.steps": 320, "log.sample_every": "80 steps", "log.checkpoint_every": "160 steps"}),
+    "mnist-dcgan": ("mnist-dcgan",
+                    {"data.limit": 256, "train.batch_size": 16, "train.epochs": None, "train.steps": 12,
+                     "model.g_features": 8, "model.d_features": 8, "log.every": 2, "log.sample_every": "6 steps",
+                     "log.checkpoint_every": "6 steps", "eval.every": "off"},
+                    {"train.steps": 200, "log.sample_every": "50 steps", "log.checkpoint_every": "100 steps"}),
+    "ring-8": ("ring-8",
+               {"train.steps": 60, "log.every": 10, "log.sample_every": "20 steps", "log.checkpoint_every": "30 steps",
+                "eval.n": 1000},
+               {"train.steps": 600, "log.sample_every": "200 steps", "log.checkpoint_every": "300 steps"}),
+    "gaussian-1d": ("gaussian-1d",
+                    {"train.steps": 60, "train.epochs": None, "log.every": 10, "log.sample_every": "20 steps",
+                     "log.checkpoint_every": "30 steps", "eval.n": 1000},
+                    {"train.steps": 600, "log.sample_every": "200 steps", "log.checkpoint_every": "300 steps"}),
+    # the stabilisers and the conditional path: k D-steps, g G-steps, lazy R1, DiffAugment, instance
+    # noise, label smoothing, gradient clipping, real-image augmentation, class labels
+    "stabilised-conditional": ("mnist-mlp",
+                               {"data.limit": 256, "train.batch_size": 32, "train.steps": 16, "d_steps": 2,
+                                "g_steps": 2, "r1": 1.0, "r1_every": 2, "diffaugment": "translation,cutout",
+                                "instance_noise": 0.1, "instance_noise_steps": 10, "label_smoothing": 0.1,
+                                "grad_clip": 5.0, "data.augment": True, "conditional": True, "ema": 0.9,
+                                "log.every": 2, "log.sample_every": "8 steps", "log.checkpoint_every": "8 steps",
+                                "eval.every": "off"},
+                               {"train.steps": 160, "log.sample_every": "40 steps",
+                                "log.checkpoint_every": "80 steps"}),
+    "wgan-gp": ("mnist-mlp",
+                {"data.limit": 256, "train.batch_size": 32, "train.steps": 12, "loss": "wgan-gp", "d_steps": 2,
+                 "log.every": 2, "log.sample_every": "6 steps", "log.checkpoint_every": "6 steps",
+                 "eval.every": "off"},
+                {"train.steps": 120}),
+    # resume: the first half, then --resume to the full budget (digest of the resumed run's files)
+    "resume": ("mnist-mlp-tuned",
+               {"data.limit": 256, "train.batch_size": 32, "train.epochs": None, "train.steps": 24,
+                "log.every": 4, "log.sample_every": "8 steps", "log.checkpoint_every": "8 steps",
+                "eval.every": "off"},
+               {"train.steps": 200, "log.sample_every": "40 steps", "log.checkpoint_every": "40 steps"}),
+    # NaN in D's weights after step 19: detected at the log line of step 20, rolled back to step 16
+    "rollback": ("mnist-mlp",
+                 {"data.limit": 256, "train.batch_size": 32, "train.steps": 40, "log.every": 4,
+                  "log.checkpoint_every": "8 steps", "log.sample_every": "8 steps", "eval.every": "off"},
+                 {"train.steps": 200}),
+    # two gloo processes (DDP), mnist-dcgan with narrow nets
+    "ddp-2": ("mnist-dcgan",
+              {"data.limit": 128, "train.batch_size": 8, "train.epochs": None, "train.steps": 6,
+               "model.g_features": 8, "model.d_features": 8, "log.every": 1, "log.sample_every": "2 steps",
+               "log.checkpoint_every": "2 steps"},
+              {"train.steps": 100, "log.every": 5, "log.sample_every": "50 steps", "log.checkpoint_every": "50 steps"}),
+}
+
+
+def environment() -> str:
+    """The key goldens are stored under: what decides the floating-point results on CPU."""
+    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "unknown"
+    return f"torch-{torch.__version__.split('+')[0]}-{platform.machine()}-{cap}".lower()
+
+
+def golden_file() -> Path:
+    return HERE / "golden" / f"{environment()}.json"
+
+
+def config_of(name: str, long: bool):
+    from ganforge.config import resolve_config
+
+    preset, short, longer = CASES[name]
+    sets = {**_QUIET, **short, **(longer if long else {})}
+    return resolve_config(preset, overrides=sets)
+
+
+def _hash_value(h, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        for k in sorted(value, key=str):
+            h.update(f"K{k}".encode())
+            _hash_value(h, value[k])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for v in value:
+            _hash_value(h, v)
+    else:
+        h.update(repr(value).encode())
+
+
+def checkpoint_digest(path: Path) -> str:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state.pop("elapsed", None)  # wall-clock seconds
+    h = hashlib.sha256()
+    _hash_value(h, state)
+    return h.hexdigest()
+
+
+def digest(run_dir: Path) -> Dict[str, Any]:
+    """What must stay identical: grids, metrics lines without wall-clock fields, checkpoint contents."""
+    lines = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        lines.append({k: v for k, v in record.items() if k not in WALL_CLOCK})
+    grids = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run_dir / "samples").glob("*.png"))}
+    ckpts = {p.name: checkpoint_digest(p) for p in sorted((run_dir / "checkpoints").glob("*.pt"))}
+    final = run_dir / "final.png"
+    return {"metrics": lines, "grids": grids, "checkpoints": ckpts,
+            "final": hashlib.sha256(final.read_bytes()).hexdigest() if final.exists() else None}
+
+
+def _poison_once(at: int):
+    done = []
+
+    def hook(step, G, D):
+        if step == at and not done:
+            done.append(step)
+            with torch.no_grad():
+                next(D.parameters()).fill_(float("nan"))
+    return hook
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg, run_dir: str) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                       "RANK": str(rank), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    import ganforge
+    ganforge.train(cfg, run_dir)
+
+
+def run_case(name: str, out: Path, long: bool = False) -> Dict[str, Any]:
+    """Train case ``name`` into ``out`` (one thread) and return its digest."""
+    import ganforge
+
+    cfg = config_of(name, long)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if name == "ddp-2":
+            import torch.multiprocessing as mp
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            mp.spawn(_ddp_worker, args=(2, port, cfg, str(out)), nprocs=2)
+        elif name == "resume":
+            half = cfg.train.steps // 2
+            ganforge.train(cfg.replace(**{"train.steps": half}), out)
+            ganforge.train(cfg, out, resume=True)
+        elif name == "rollback":
+            ganforge.train(cfg, out, on_step=_poison_once(19))
+        else:
+            ganforge.train(cfg, out)
+    finally:
+        torch.set_num_threads(threads)
+    return digest(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--record", action="store_true", help="write the goldens of this environment")
+    mode.add_argument("--check", action="store_true", help="compare with the recorded goldens")
+    parser.add_argument("--long", action="store_true", help="the long budgets (a few hundred steps)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
+    args = parser.parse_args()
+    os.environ.setdefault("GANFORGE_CACHE", str(Path(tempfile.gettempdir()) / "ganforge-golden-cache"))
+    path = golden_file()
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    budget = "long" if args.long else "short"
+    failed = []
+    for name in args.cases.split(","):
+        with tempfile.TemporaryDirectory() as d:
+            got = run_case(name, Path(d) / "run", args.long)
+        if args.record:
+            stored.setdefault(budget, {})[name] = got
+            print(f"recorded {budget} {name}: {len(got['metrics'])} lines, {len(got['grids'])} grids, "
+                  f"{len(got['checkpoints'])} checkpoints")
+        else:
+            want = stored.get(budget, {}).get(name)
+            same = want == got
+            print(f"{budget} {name}: {'identical' if same else 'DIFFERENT' if want else 'no golden'}")
+            if not same:
+                failed.append(name)
+    if args.record:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

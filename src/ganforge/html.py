@@ -117,6 +117,31 @@ def _best_picture(run: Run) -> Optional[Path]:
     return save_toy_plot(x, load_dataset(run.config.data), out, title=f"best: step {gan.step}")
 
 
+def _events_html(events: list) -> str:
+    """The diagnostics events as a table, or a sentence saying there were none."""
+    if not events:
+        return '<p id="events">No diagnostics events: D did not overpower G, G\'s loss did not explode, ' \
+               'no collapse was detected, no NaN.</p>'
+    rows = "".join(f"<tr><td>{m.get('step')}</td><td>{html.escape(str(m.get('event')))}</td>"
+                   f"<td>{html.escape(str(m.get('message') or m.get('why') or ''))}</td></tr>" for m in events)
+    return f'<table id="events"><thead><tr><th>step</th><th>event</th><th>message</th></tr></thead>' \
+           f"<tbody>{rows}</tbody></table>"
+
+
+_STYLE = """body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
+figure { display: inline-block; margin: .5em; vertical-align: top; text-align: center; }
+figcaption { font-size: .85em; color: #555; }
+img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
+#timeline img { max-width: 240px; }
+table { border-collapse: collapse; font-size: .9em; margin: .5em 0; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: right; }
+thead th { background: #f4f4f4; } tbody th, #events td:last-child { text-align: left; font-weight: normal; }
+tr.floor { background: #eef6ee; } pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }
+.note { color: #555; font-size: .9em; }
+"""
+
+
 def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Path:
     """Write ``run_dir/report.html`` (and refresh ``curves.png``, ``best.png``); return its path."""
     run = Run(run_dir)
@@ -144,14 +169,7 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
             pictures.append(f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     timeline = "".join(f"<figure>{_img(p, p.stem)}<figcaption>step {grid_step(p)}</figcaption></figure>"
                        for p in grids)
-    if events:
-        ev_rows = "".join(f"<tr><td>{m.get('step')}</td><td>{html.escape(str(m.get('event')))}</td>"
-                          f"<td>{html.escape(str(m.get('message') or m.get('why') or ''))}</td></tr>" for m in events)
-        events_html = f'<table id="events"><thead><tr><th>step</th><th>event</th><th>message</th></tr></thead>' \
-                      f"<tbody>{ev_rows}</tbody></table>"
-    else:
-        events_html = '<p id="events">No diagnostics events: D did not overpower G, G\'s loss did not explode, ' \
-                      'no collapse was detected, no NaN.</p>'
+    events_html = _events_html(events)
     features = next((r.get("features") for r in rows if r.get("features")), None)
     note = ("Toy data: the metrics are computed against the exact distribution; the floor row scores exact "
             "draws, so it shows the metrics' own sampling noise." if toy else
@@ -167,18 +185,7 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ganforge report: {html.escape(run.dir.name)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }}
-h1 {{ font-size: 1.5em; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }}
-figure {{ display: inline-block; margin: .5em; vertical-align: top; text-align: center; }}
-figcaption {{ font-size: .85em; color: #555; }}
-img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }}
-#timeline img {{ max-width: 240px; }}
-table {{ border-collapse: collapse; font-size: .9em; margin: .5em 0; }}
-th, td {{ border: 1px solid #ccc; padding: .25em .5em; text-align: right; }}
-thead th {{ background: #f4f4f4; }} tbody th, #events td:last-child {{ text-align: left; font-weight: normal; }}
-tr.floor {{ background: #eef6ee; }} pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: .85em; }}
-.note {{ color: #555; font-size: .9em; }}
-</style></head><body>
+{_STYLE}</style></head><body>
 <h1>ganforge run <code>{html.escape(run.dir.name)}</code></h1>
 <p>Preset <b>{html.escape(cfg.preset)}</b>{(": " + html.escape(cfg.description)) if cfg.description else ""}.<br>
 Loss <b>{html.escape(cfg.loss)}</b>, data <b>{html.escape(cfg.data.name)}</b>, seed {cfg.seed}.<br>

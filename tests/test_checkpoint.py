@@ -6,7 +6,7 @@ import torch
 
 from ganforge.checkpoint import (checkpoint_files, latest_checkpoint, load_checkpoint, save_checkpoint,
                                  write_atomic)
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, StorageError
 
 
 def test_save_points_latest_and_prunes(tmp_path):
@@ -61,7 +61,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         f.write(b"partial")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(GanforgeError, match="No space left on device; the previous checkpoint is intact"):
+    with pytest.raises(StorageError, match=r"No space left on device \(ENOSPC\); nothing was replaced"):
         write_atomic(target, boom)
     assert target.read_bytes() == b"good" and os.listdir(tmp_path) == ["f.bin"]
 

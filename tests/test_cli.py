@@ -52,23 +52,67 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
     assert code == 2 and "cannot change 'optim.lr_g'" in err
 
 
+def _bad_inputs(root):
+    """Files the bad-input probes point at: an empty and an all-corrupt image folder, a list-shaped and an
+    invalid YAML file, a file where a run dir should be, a truncated checkpoint."""
+    (root / "empty").mkdir()
+    (root / "corrupt" / "a").mkdir(parents=True)
+    for i in range(3):
+        (root / "corrupt" / "a" / f"{i}.png").write_bytes(b"not a png")
+    (root / "list.yaml").write_text("- 1\n- 2\n")
+    (root / "invalid.yaml").write_text("loss: [unclosed\n")
+    (root / "afile").write_text("keep me")
+    (root / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
+
+
+# Every bad input: one line naming the problem, exit 2, no traceback, nothing written.
 @pytest.mark.parametrize("args, message", [
     (["train", "--preset", "nope"], "unknown preset 'nope'"),
     (["train", "--set", "optim.lr_gg=1"], "did you mean 'optim.lr_g'"),
     (["train", "--set", "train.batch_size=-4"], "'train.batch_size' must be >= 1"),
+    (["train", "--set", "model.z_dim=0"], "'model.z_dim' must be >= 1"),
     (["train", "--set", "model.z_dim=ten"], "'model.z_dim' must be an integer"),
+    (["train", "--set", "train.max_seconds=nan"], "'train.max_seconds' must be a finite number"),
+    (["train", "--set", "train.max_seconds=-inf"], "'train.max_seconds' must be a finite number"),
+    (["train", "--set", "optim.lr_g=nan"], "'optim.lr_g' must be a finite number"),
+    (["train", "--set", "optim.lr_d=inf"], "'optim.lr_d' must be a finite number"),
+    (["train", "--set", "optim.betas=0.5,nan"], "'optim.betas' must be a finite number"),
+    (["train", "--max-seconds", "nan"], "'train.max_seconds' must be a finite number"),
     (["train", "--steps", "5", "--epochs", "2"], "not allowed with argument"),
     (["train", "--data", "/no/such/dir"], "nor an existing folder"),
+    (["train", "--data", "{tmp}/empty"], "holds no image files"),
+    (["train", "--data", "{tmp}/corrupt"], "has no usable image"),
     (["train", "--config", "/no/such.yaml"], "config file not found"),
+    (["train", "--config", "{tmp}/list.yaml"], "must be a mapping"),
+    (["train", "--config", "{tmp}/invalid.yaml"], "is not valid YAML"),
+    (["train", "--device", "cuda"], "no CUDA GPU"),
+    (["train", "--run-dir", "{tmp}/afile"], "is a file"),
     (["train", "--resume"], "--resume needs --run-dir"),
     (["sample", "/no/such/run", "--out", "x.png"], "no such run dir or checkpoint"),
     (["sample", ".", "--out", "x.jpg"], "must end in .png or .npy"),
+    (["sample", "{tmp}/cut.pt", "--out", "x.png"], "truncated or corrupt"),
+    (["sample", "{tmp}/cut.pt", "--n", "0", "--out", "x.png"], "--n must be"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
-    code, _, err = _run(args, capsys)
-    assert code == 2
-    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    _bad_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    if "--device" in args and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = _run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err
+    assert message in lines[-1] and lines[-1].startswith("ganforge: error: ")
+    # one line; an all-corrupt folder first names each file it skipped (one warning each)
+    assert len(lines) == 1 or ("corrupt" in args[-1] and all(l.startswith("ganforge: warning: skipped")
+                                                             for l in lines[:-1]))
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written (no runs/, no x.png)
+
+
+def test_inf_budget_means_no_limit():
+    from ganforge.config import resolve_config
+    assert resolve_config("mnist-mlp", overrides={"train.max_seconds": "inf"}).train.max_seconds is None
 
 
 def test_bad_run_dirs(tmp_path, capsys):

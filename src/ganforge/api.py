@@ -29,6 +29,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+_TORN_SAID: set = set()  # (metrics file, line): each torn line is reported once per process
+
+
 @dataclass
 class Run:
     """A run directory: ``config.yaml``, ``metrics.jsonl``, ``samples/``, ``checkpoints/``.
@@ -72,11 +75,14 @@ class Run:
         if not path.exists():
             return []
         out = []
-        for line in path.read_text().splitlines():
+        for i, line in enumerate(path.read_text().splitlines(), start=1):
             try:
                 out.append(json.loads(line))
             except ValueError:  # a line cut short by a crash mid-write: everything before it is good
-                continue
+                if (str(path), i) not in _TORN_SAID:
+                    _TORN_SAID.add((str(path), i))
+                    print(f"ganforge: warning: {path} line {i} is torn (a kill in the middle of a write); it is "
+                          f"left out (--resume rewrites it)", file=sys.stderr)
         return out
 
     @property

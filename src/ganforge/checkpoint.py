@@ -7,6 +7,7 @@ replaced the same way. Loading uses ``weights_only=True``: a file that holds pic
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,11 +16,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .errors import GanforgeError
+from .errors import GanforgeError, StorageError
 
 FORMAT = "ganforge-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^step-(\d{7,})\.pt$")
+
+
+class NewerFormatError(GanforgeError):
+    """A checkpoint written by a newer ganforge (a format version this one does not know)."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -44,13 +49,22 @@ def write_atomic(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # disk full, read-only, I/O error, or an interrupt: no torn temp file stays
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise GanforgeError(f"cannot write {path}: {e.strerror or e}; the previous checkpoint is intact") from None
+        if isinstance(e, OSError):
+            raise StorageError(f"cannot write {path}: {os_error(e)}; nothing was replaced, the previous "
+                               f"checkpoint is intact") from None
+        raise
     _fsync_dir(path.parent)
+
+
+def os_error(e: OSError) -> str:
+    """An OSError in a few words: 'No space left on device (ENOSPC)'."""
+    name = errno.errorcode.get(e.errno or 0)
+    return f"{e.strerror or e}" + (f" ({name})" if name else "")
 
 
 def checkpoint_files(ckpt_dir: Path) -> List[Path]:
@@ -117,7 +131,7 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanforgeError(f"{path} is not a ganforge checkpoint")
     if state.get("version", 0) > VERSION:
-        raise GanforgeError(f"{path} was written by a newer ganforge (format {state.get('version')}); upgrade ganforge")
+        raise NewerFormatError(f"{path} was written by a newer ganforge (format {state.get('version')}); upgrade ganforge")
     return state
 
 
@@ -132,6 +146,8 @@ def load_latest_good(ckpt_dir: Path) -> Tuple[Path, Dict[str, Any], List[str]]:
     for path in candidates:
         try:
             return path, load_checkpoint(path), skipped
+        except NewerFormatError:
+            raise  # not damage: falling back to an older checkpoint would throw away the newer one's work
         except GanforgeError as e:
             skipped.append(str(e))
     raise GanforgeError(f"no loadable checkpoint under {ckpt_dir}: {skipped[0]}")

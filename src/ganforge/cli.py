@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .errors import DivergedError, GanforgeError
+from .errors import DivergedError, GanforgeError, StorageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -439,7 +439,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
-    except DivergedError as e:
+    except (DivergedError, StorageError) as e:  # not bad input: the run's last good checkpoint is intact
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -107,7 +108,7 @@ class TrainConfig:
     batch_size: int = _opt(128, min=1)
     epochs: Optional[int] = _opt(None, min=1, doc="budget in passes over the data (one of epochs/steps)")
     steps: Optional[int] = _opt(None, min=1, doc="budget in steps: d_steps D updates then g_steps G updates (one of epochs/steps)")
-    max_seconds: Optional[float] = _opt(None, min=0.0, doc="wall-clock budget of this invocation")
+    max_seconds: Optional[float] = _opt(None, min=0.0, doc="wall-clock budget of this invocation (null or inf: no limit)")
     fast: bool = _opt(True, doc="the fast path: levers that keep the arithmetic - D judges real and fake in "
                                 "one forward when it treats samples independently (no BatchNorm, dropout, "
                                 "spectral norm, minibatch statistics or DiffAugment), channels_last for conv "
@@ -273,18 +274,33 @@ def _coerce_scalar(tp: type, value: Any, key: str) -> Any:
         raise bad
     if tp is float:
         if isinstance(value, (int, float)):
-            return float(value)
+            return _finite(float(value), key)
         if isinstance(value, str):
             try:  # YAML 1.1 reads 3e-4 as a string
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise bad from None
+            return _finite(number, key)
         raise bad
     if tp is str:
         if isinstance(value, str):
             return value
         raise bad
     raise bad  # pragma: no cover - only the types above are used
+
+
+# Float keys where infinity means "no limit" (and is stored as null, the same thing).
+UNLIMITED_WHEN_INF = ("train.max_seconds",)
+
+
+def _finite(value: float, key: str) -> Optional[float]:
+    """NaN is never a setting; ±inf only where it means "no limit" (then it is null)."""
+    if math.isfinite(value):
+        return value
+    if value == math.inf and key in UNLIMITED_WHEN_INF:
+        return None
+    hint = " (inf means no limit here; so does null)" if key in UNLIMITED_WHEN_INF else ""
+    raise GanforgeError(f"config key '{key}' must be a finite number, got {value}{hint}")
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -672,4 +688,7 @@ def load_run_config(run_dir: Path) -> Config:
 
 
 def save_yaml(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from .checkpoint import write_atomic  # readers never see half a config.yaml
+
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    write_atomic(path, lambda f: f.write(text.encode()))

@@ -13,3 +13,15 @@ class DivergedError(Exception):
 
     The last good checkpoint is intact.
     """
+
+
+class StorageError(Exception):
+    """A write into a run dir or an output file failed (disk full, read-only filesystem, I/O error).
+
+    Nothing was replaced: the previous checkpoint is intact and loadable, the temp file is removed.
+    The CLI exits 1 with the message; ``--resume`` continues once the disk is writable again.
+    """
+
+
+class RunLockedError(GanforgeError):
+    """Another process is training in this run dir (it holds the run's lock)."""

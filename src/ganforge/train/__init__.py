@@ -50,10 +50,12 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         try:
             open_log(t)
             fit(t, standard_duties(on_step))
+            return _finish(t)
         finally:
             if t.log is not None:
                 t.log.close()
-        return _finish(t)
+            if t.lock is not None:
+                t.lock.release()
     finally:
         world.close()
 

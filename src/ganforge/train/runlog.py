@@ -11,8 +11,9 @@ from typing import Any, Dict, Optional
 
 from tqdm import tqdm
 
-from ..checkpoint import write_atomic
+from ..checkpoint import os_error, write_atomic
 from ..config import Config
+from ..errors import StorageError
 from ..tblog import TensorBoardLog
 
 
@@ -31,8 +32,12 @@ class RunLog:
     def record(self, record: Dict[str, Any]) -> None:
         """One line of ``metrics.jsonl`` (and its TensorBoard mirror)."""
         if self.active:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
+            try:  # one write of the whole line: a kill can tear only the last line, which readers skip
+                self.file.write(json.dumps(record) + "\n")
+                self.file.flush()
+            except OSError as e:
+                raise StorageError(f"cannot append to {self.path}: {os_error(e)}; the last checkpoint is "
+                                   f"intact") from None
             if self.tb is not None:
                 self.tb.record(record)
 
@@ -77,6 +82,8 @@ def truncate_metrics(path: Path, step: int) -> None:
         try:
             if json.loads(line).get("step", 0) <= step:
                 keep.append(line)
-        except json.JSONDecodeError:
-            break  # a line torn by a kill: everything after it is suspect
+        except json.JSONDecodeError:  # a line torn by a kill: everything after it is suspect
+            print(f"ganforge: warning: {path}: dropped a torn line (a kill in the middle of a write); the lines "
+                  f"after step {step} are logged again", file=sys.stderr)
+            break
     write_atomic(path, lambda f: f.write("".join(l + "\n" for l in keep).encode()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,13 +18,14 @@ import torch
 from torch import nn
 
 from ..api import Run
-from ..checkpoint import latest_checkpoint, load_latest_good, write_atomic
+from ..checkpoint import latest_checkpoint, load_latest_good, os_error, write_atomic
 from ..config import Config, build_config, config_warnings, load_run_config, parse_interval, save_yaml
 from ..data import Mixture, load_dataset
 from ..data.batches import batches_for
 from ..diagnostics import Diagnostics
 from ..dist import World, ddp
-from ..errors import GanforgeError
+from ..errors import GanforgeError, StorageError
+from ..lock import LOCK_NAME, RunLock
 from ..metrics import reference
 from ..models import build_discriminator, build_generator, noise, spectral_normalise
 from ..report import save_grid, save_toy_plot
@@ -57,6 +59,7 @@ class Training:
     resumed: bool
     warnings: List[str]
     log: Optional[RunLog] = None
+    lock: Optional[RunLock] = None  # rank 0's hold on the run dir
     stop: Optional[str] = None  # set when the loop should end: budget | max_seconds | signal
     saved_step: int = 0  # the step of this invocation's last checkpoint
     epochs: Tuple[int, int] = (0, 0)  # whole epochs done before and after the last step
@@ -86,7 +89,22 @@ def prepare(cfg: Config, run_dir: Union[str, Path, None], resume: bool, world: W
     run dir's fixed files, and open its log."""
     if cfg.sync_bn and world.size > 1 and device.type != "cuda":
         raise GanforgeError("sync_bn needs CUDA (torch's SyncBatchNorm has no CPU kernel); drop sync_bn on CPU")
-    run_dir, saved, ckpt_path = _run_dir(cfg, run_dir, resume, world)
+    resume = resume or _restarted(run_dir, world)
+    run_dir, lock, created = _claim(cfg, run_dir, resume, world)
+    try:
+        t = _prepare(cfg, run_dir, resume, world, device)
+    except BaseException:  # nothing trained: give the run dir back as it was
+        if lock is not None:
+            lock.release()
+        if created:
+            _remove_if_untouched(run_dir, created)
+        raise
+    t.lock = lock
+    return t
+
+
+def _prepare(cfg: Config, run_dir: Path, resume: bool, world: World, device: torch.device) -> Training:
+    saved, ckpt_path = _resume_point(cfg, run_dir, world) if resume else (None, None)
     data = load_dataset(cfg.data, verbose=world.main)  # bad data fails here, before anything is written
     ref = _reference(cfg, data, world)
     image_eval = world.broadcast(ref is not None and not isinstance(data, Mixture))
@@ -125,16 +143,55 @@ def open_log(t: Training) -> RunLog:
     return t.log
 
 
-def _run_dir(cfg: Config, run_dir, resume: bool, world: World):
-    """The run dir, and on resume the checkpoint to continue from (None: start it again from step 0)."""
-    say = world.main
-    if not resume:
-        run_dir = Path(world.broadcast(str(run_dir) if run_dir is not None else str(default_run_dir(cfg))))
-        _check_new_run_dir(run_dir)
-        return run_dir, None, None
-    if run_dir is None:
+def _restarted(run_dir, world: World) -> bool:
+    """Under torchrun with ``--max-restarts``, a restarted group (TORCHELASTIC_RESTART_COUNT > 0) resumes
+    the run dir by itself when the first attempt got as far as writing its config.yaml."""
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS") or 0) > 0 and run_dir is None:
+        raise GanforgeError("torchrun --max-restarts: give --run-dir, so that a restarted group finds the run "
+                            "it continues")
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
+    again = world.broadcast(restarts > 0 and run_dir is not None and (Path(run_dir) / "config.yaml").is_file())
+    if again and world.main:
+        print(f"ganforge: note: torchrun restart {restarts}: resuming {run_dir} from its latest checkpoint",
+              file=sys.stderr)
+    return again
+
+
+def _claim(cfg: Config, run_dir, resume: bool, world: World) -> Tuple[Path, Optional[RunLock], Optional[Path]]:
+    """The run dir, locked by rank 0 for this process's life: (path, lock, the top folder created here)."""
+    if resume and run_dir is None:
         raise GanforgeError("--resume needs --run-dir naming the run to continue")
+    if not resume:
+        run_dir = world.broadcast(str(run_dir) if run_dir is not None else str(default_run_dir(cfg)))
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"run dir {run_dir} is a file, not a directory")
+    lock, created = None, None
+    if world.main and (not resume or run_dir.is_dir()):  # resuming a missing dir: load_run_config says so
+        created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create run dir {run_dir}: {os_error(e)}") from None
+        try:
+            lock = RunLock.acquire(run_dir)
+        except BaseException:
+            if created:
+                _remove_if_untouched(run_dir, created)
+            raise
+    if not resume:
+        try:
+            _check_new_run_dir(run_dir)
+        except GanforgeError:
+            if lock is not None:
+                lock.release()
+            raise
+    return run_dir, lock, created
+
+
+def _resume_point(cfg: Config, run_dir: Path, world: World):
+    """The checkpoint to continue from and its path, or (None, None) to start the run again from step 0."""
+    say = world.main
     saved_cfg = load_run_config(run_dir)  # no config.yaml: nothing to resume
     world.barrier()
     if say:
@@ -147,7 +204,7 @@ def _run_dir(cfg: Config, run_dir, resume: bool, world: World):
         check_resume_config(saved_cfg, cfg)
         if say:
             truncate_metrics(run_dir / "metrics.jsonl", 0)
-        return run_dir, None, None
+        return None, None
     ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
     for problem in skipped if say else ():
         print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
@@ -155,7 +212,7 @@ def _run_dir(cfg: Config, run_dir, resume: bool, world: World):
     if int(state.get("world_size", 1)) != world.size:
         raise GanforgeError(f"{run_dir} was trained by {state.get('world_size', 1)} process(es); resume it "
                             f"with as many (this is {world.size}), so its data order and batch stay the same")
-    return run_dir, state, ckpt_path
+    return state, ckpt_path
 
 
 def _reference(cfg: Config, data, world: World):
@@ -199,8 +256,10 @@ def _build(cfg: Config, data, n_classes: int, world: World, device: torch.device
 
 def _write_run_files(cfg: Config, data, run_dir: Path) -> None:
     """config.yaml, data.json and the real-sample picture (rank 0)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
+    try:
+        (run_dir / "samples").mkdir(exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"cannot write into run dir {run_dir}: {os_error(e)}") from None
     save_yaml(cfg, run_dir / "config.yaml")
     if getattr(data, "info", None):
         write_atomic(run_dir / "data.json", lambda f: f.write(json.dumps(data.info, indent=1).encode()))
@@ -225,10 +284,29 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def _check_new_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GanforgeError(f"run dir {run_dir} is a file, not a directory")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(not _untouched(p) for p in run_dir.iterdir()):
         raise GanforgeError(f"run dir {run_dir} is not empty: use --resume to continue it, or choose another --run-dir")
+
+
+def _untouched(p: Path) -> bool:
+    """The lock file or an empty folder: what a trainer that never got going leaves."""
+    return p.name == LOCK_NAME or (p.is_dir() and not any(p.iterdir()))
+
+
+def _remove_if_untouched(run_dir: Path, top: Path) -> None:
+    """Remove a run dir this process created (and its parents up to ``top``, which it created too) if
+    nothing but the lock or empty folders is in it: a run that failed before it began leaves no trace."""
+    try:
+        if not all(_untouched(p) for p in run_dir.iterdir()):
+            return
+        for p in run_dir.iterdir():
+            p.rmdir() if p.is_dir() else p.unlink()
+        for d in [run_dir, *run_dir.parents]:
+            d.rmdir()
+            if d == top:
+                break
+    except OSError:
+        pass
 
 
 def _changed_keys(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> Iterator[str]:

@@ -257,6 +257,8 @@ def _coerce_scalar(tp: type, value: Any, key: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
             return value.lower() in ("true", "yes", "on")
         raise bad
+    if tp is str and isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans: `every: off` is "off"
+        return "on" if value else "off"
     if isinstance(value, bool):
         raise bad
     if tp is int:

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -109,3 +111,81 @@ def test_torchrun_cli(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.count("done: step 2") == 1          # rank 0 speaks for the run
     assert (tmp_path / "run" / "checkpoints" / "step-0000002.pt").is_file()
+
+
+# ------------------------------------------------------------------ torchrun: elastic restarts, two launchers
+
+_RUN = ["-m", "ganforge", "train", "--preset", "mnist-dcgan", "-q", "--steps", "40"] + \
+    [a for k, v in {**TINY, "log.checkpoint_every": "4 steps", "log.sample_every": "20 steps", "log.every": 4}.items()
+     if k != "train.epochs" for a in ("--set", f"{k}={v}")]
+
+
+def _torchrun(*launcher, run_dir):
+    return [sys.executable, "-m", "torch.distributed.run", *launcher, *_RUN, "--run-dir", str(run_dir)]
+
+
+def _children(pid):
+    """The pids whose parent is ``pid`` (torchrun's workers)."""
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(stat))
+    return out
+
+
+def _rank_of(pid):
+    env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return next((int(e.split(b"=", 1)[1]) for e in env if e.startswith(b"RANK=")), None)
+
+
+def _final(run_dir):
+    return torch.load(run_dir / "checkpoints" / "step-0000040.pt", weights_only=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker pids from /proc")
+def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run(_torchrun("--nproc_per_node=2", "--master_port", str(_free_port()), run_dir=tmp_path / "a"),
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    p = subprocess.Popen(_torchrun("--nproc_per_node=2", "--max-restarts=1", "--master_port", str(_free_port()),
+                                   run_dir=tmp_path / "b"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
+    latest, killed = tmp_path / "b" / "checkpoints" / "latest", None
+    deadline = time.time() + 240
+    while killed is None and p.poll() is None and time.time() < deadline:
+        if latest.exists() and latest.read_text().strip() >= "step-0000008.pt":
+            worker = next((w for w in _children(p.pid) if _rank_of(w) == 1), None)
+            if worker is not None:
+                os.kill(worker, signal.SIGKILL)
+                killed = latest.read_text().strip()
+        time.sleep(0.02)
+    out, err = p.communicate(timeout=300)
+    assert killed is not None and killed < "step-0000040.pt", "the run ended before a worker could be killed"
+    assert p.returncode == 0, err[-3000:]
+    assert "torchrun restart 1: resuming" in err
+    a, b = _final(tmp_path / "a"), _final(tmp_path / "b")
+    for net in ("G", "D"):
+        for name, value in a[net].items():
+            assert torch.equal(value, b[net][name]), (net, name)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(l)["kind"] == "train"]
+    assert steps == list(range(4, 41, 4))  # every logged step once, despite the restart
+
+
+def test_two_launchers_with_nnodes_2_on_one_host_train_as_one_world(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = str(_free_port())
+    nodes = [subprocess.Popen(_torchrun("--nnodes=2", f"--node_rank={r}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                                        f"--master_port={port}", run_dir=tmp_path / "n"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for r in (0, 1)]
+    results = [n.communicate(timeout=300) for n in nodes]
+    assert [n.returncode for n in nodes] == [0, 0], [e[-2000:] for _, e in results]
+    assert results[0][0].count("done: step 40") == 1 and "done" not in results[1][0]  # rank 0 speaks
+    saved = _final(tmp_path / "n")
+    assert saved["world_size"] == 2 and len(saved["rng_per_rank"]) == 2

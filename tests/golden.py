@@ -147,7 +147,8 @@ def digest(run_dir: Path) -> Dict[str, Any]:
             "final": hashlib.sha256(final.read_bytes()).hexdigest() if final.exists() else None}
 
 
-def _poison_once(at: int):
+def poison_once(at: int):
+    """An on_step hook that fills D's first weight with NaN after step ``at``, once."""
     done = []
 
     def hook(step, G, D):
@@ -185,7 +186,7 @@ def run_case(name: str, out: Path, long: bool = False) -> Dict[str, Any]:
             ganforge.train(cfg.replace(**{"train.steps": half}), out)
             ganforge.train(cfg, out, resume=True)
         elif name == "rollback":
-            ganforge.train(cfg, out, on_step=_poison_once(19))
+            ganforge.train(cfg, out, on_step=poison_once(19))
         else:
             ganforge.train(cfg, out)
     finally:

@@ -157,15 +157,19 @@ def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterru
                                    run_dir=tmp_path / "b"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=env)
     latest, killed = tmp_path / "b" / "checkpoints" / "latest", None
-    deadline = time.time() + 240
-    while killed is None and p.poll() is None and time.time() < deadline:
-        if latest.exists() and latest.read_text().strip() >= "step-0000008.pt":
-            worker = next((w for w in _children(p.pid) if _rank_of(w) == 1), None)
-            if worker is not None:
-                os.kill(worker, signal.SIGKILL)
-                killed = latest.read_text().strip()
-        time.sleep(0.02)
-    out, err = p.communicate(timeout=300)
+    try:
+        deadline = time.time() + 240
+        while killed is None and p.poll() is None and time.time() < deadline:
+            if latest.exists() and latest.read_text().strip() >= "step-0000008.pt":
+                worker = next((w for w in _children(p.pid) if _rank_of(w) == 1), None)
+                if worker is not None:
+                    os.kill(worker, signal.SIGKILL)
+                    killed = latest.read_text().strip()
+            time.sleep(0.02)
+        out, err = p.communicate(timeout=300)
+    finally:  # never leave a launcher and its workers behind
+        for pid in [*_children(p.pid), p.pid] if p.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
     assert killed is not None and killed < "step-0000040.pt", "the run ended before a worker could be killed"
     assert p.returncode == 0, err[-3000:]
     assert "torchrun restart 1: resuming" in err
@@ -184,7 +188,12 @@ def test_two_launchers_with_nnodes_2_on_one_host_train_as_one_world(tmp_path):
     nodes = [subprocess.Popen(_torchrun("--nnodes=2", f"--node_rank={r}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
                                         f"--master_port={port}", run_dir=tmp_path / "n"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for r in (0, 1)]
-    results = [n.communicate(timeout=300) for n in nodes]
+    try:
+        results = [n.communicate(timeout=300) for n in nodes]
+    finally:  # never leave launchers and their workers behind
+        for n in nodes:
+            for pid in [*_children(n.pid), n.pid] if n.poll() is None else []:
+                os.kill(pid, signal.SIGKILL)
     assert [n.returncode for n in nodes] == [0, 0], [e[-2000:] for _, e in results]
     assert results[0][0].count("done: step 40") == 1 and "done" not in results[1][0]  # rank 0 speaks
     saved = _final(tmp_path / "n")

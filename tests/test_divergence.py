@@ -6,25 +6,15 @@ import torch
 import ganforge
 from ganforge.config import resolve_config
 from ganforge.errors import DivergedError
+from golden import poison_once
 
 SETS = {"data.limit": 256, "train.batch_size": 32, "log.progress": False, "log.every": 4,
         "log.checkpoint_every": "8 steps", "train.steps": 40}
 
 
-def _poison_once(at):
-    done = []
-
-    def hook(step, G, D):
-        if step == at and not done:
-            done.append(step)
-            with torch.no_grad():
-                next(D.parameters()).fill_(float("nan"))
-    return hook
-
-
 def test_nan_rolls_back_lowers_the_learning_rates_and_finishes(tmp_path, capsys):
     cfg = resolve_config("mnist-mlp", overrides=SETS)
-    run = ganforge.train(cfg, tmp_path / "r", on_step=_poison_once(19))
+    run = ganforge.train(cfg, tmp_path / "r", on_step=poison_once(19))
     assert run.step == 40
     events = [m for m in run.metrics if m["kind"] == "event"]
     assert len(events) == 1 and events[0]["event"] == "nan_rollback"
@@ -42,7 +32,7 @@ def test_nan_rolls_back_lowers_the_learning_rates_and_finishes(tmp_path, capsys)
 def test_on_nan_stop_keeps_the_last_good_checkpoint_and_exits_1(tmp_path):
     cfg = resolve_config("mnist-mlp", overrides={**SETS, "on_nan": "stop"})
     with pytest.raises(DivergedError, match=r"NaN/Inf in the losses at step 20.*step-0000016.pt"):
-        ganforge.train(cfg, tmp_path / "s", on_step=_poison_once(19))
+        ganforge.train(cfg, tmp_path / "s", on_step=poison_once(19))
     assert ganforge.load(tmp_path / "s").step == 16
 
 

@@ -1,0 +1,220 @@
+"""Soak: one run of the default preset through a seeded schedule of faults, each followed by --resume,
+then compared with an uninterrupted run of the same seed.
+
+    python benchmarks/soak.py                 # 50 faults, about 10 minutes on 2 cores
+    python benchmarks/soak.py --faults 5 --steps 300
+
+Fault kinds, in a seeded random order (each kind at least once):
+  kill          SIGKILL at a random moment
+  kill-ckpt     SIGKILL inside a checkpoint write (the write is slowed; its temp file exists)
+  kill-append   SIGKILL inside a metrics.jsonl append (the append is slowed; the line is half written)
+  sigterm       SIGTERM: stop after the step, save, exit 143
+  second        a second trainer started on the live run (must exit 2 and change nothing), then SIGKILL
+  disk-full     the next checkpoint write fails with ENOSPC (must exit 1, previous checkpoint intact)
+
+At the end: the final weights (G, D, EMA, both optimisers) must be bit-identical to the uninterrupted
+run's, metrics.jsonl must hold exactly one line per logged step with the same numbers, every grid the
+same bytes, and no kill may lose more steps than one checkpoint interval. Prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+KINDS = ("kill", "kill-ckpt", "kill-append", "sigterm", "second", "disk-full")
+WALL_CLOCK = ("img_per_s", "elapsed_s")
+
+# The trainer, with the faults' hooks: slow checkpoint writes (SOAK_SLOW_SAVE), slow metrics appends
+# (SOAK_SLOW_APPEND), and a full disk at the next checkpoint write (SOAK_FULL_DISK).
+_HARNESS = r"""
+import errno, os, sys, time, torch
+if os.environ.get("SOAK_SLOW_SAVE"):
+    _save = torch.save
+    def save(obj, f, *a, **k):
+        _save(obj, f, *a, **k)
+        f.flush()
+        time.sleep(float(os.environ["SOAK_SLOW_SAVE"]))
+    torch.save = save
+if os.environ.get("SOAK_FULL_DISK"):
+    def full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    torch.save = full
+if os.environ.get("SOAK_SLOW_APPEND"):
+    from ganforge.train import runlog
+    class Slow:
+        def __init__(self, f): self.f = f
+        def write(self, text):
+            half = len(text) // 2
+            self.f.write(text[:half]); self.f.flush()
+            time.sleep(float(os.environ["SOAK_SLOW_APPEND"]))
+            return self.f.write(text[half:])
+        def __getattr__(self, name): return getattr(self.f, name)
+    runlog.open = lambda *a, **k: Slow(open(*a, **k))
+from ganforge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def train_args(run_dir: Path, steps: int, every: int) -> list:
+    return ["train", "--run-dir", str(run_dir), "--steps", str(steps), "-q",
+            "--set", f"log.checkpoint_every={every} steps", "--set", f"log.sample_every={every * 5} steps"]
+
+
+def _start(args, resume: bool, env_extra=None) -> subprocess.Popen:
+    import os
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-c", _HARNESS, *args, *(["--resume"] if resume else [])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _logged(run_dir: Path) -> list:
+    path = run_dir / "metrics.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def _last_step(run_dir: Path) -> int:
+    return max((m["step"] for m in _logged(run_dir) if m["kind"] == "train"), default=0)
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    latest = run_dir / "checkpoints" / "latest"
+    return int(latest.read_text().strip()[5:12]) if latest.exists() else 0
+
+
+def _wait(cond, p, timeout=120.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline and p.poll() is None:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def inject(kind: str, run_dir: Path, args: list, rng: random.Random) -> dict:
+    """Start (or resume) the run, inject one fault of ``kind``; return what happened."""
+    resume = (run_dir / "config.yaml").exists()
+    env = {"kill-ckpt": {"SOAK_SLOW_SAVE": "0.3"}, "kill-append": {"SOAK_SLOW_APPEND": "0.3"},
+           "disk-full": {"SOAK_FULL_DISK": "1"}}.get(kind, {})
+    resumed_from = _checkpoint_step(run_dir) if resume else 0
+    before = _last_step(run_dir)
+    p = _start(args, resume, env)
+    # new progress: past the furthest step logged so far (a resumed child first truncates the log to its
+    # checkpoint, then logs again), so the child is inside its training loop
+    started = _wait(lambda: _last_step(run_dir) > before, p)
+    note = ""
+    if kind in ("kill", "sigterm", "second") and started:
+        time.sleep(rng.uniform(0.1, 1.0))
+    if kind == "kill-ckpt":
+        _wait(lambda: any((run_dir / "checkpoints").glob(".*.tmp")), p)
+    if kind == "kill-append":
+        path = run_dir / "metrics.jsonl"
+        _wait(lambda: path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n"), p)
+    if kind == "second" and p.poll() is None:
+        other = subprocess.run([sys.executable, "-m", "ganforge", *args, "--resume"], capture_output=True, text=True)
+        note = f"second exit {other.returncode}" + ("" if other.returncode == 2 and "is in use" in other.stderr
+                                                     else f" UNEXPECTED: {other.stderr.strip()[-200:]}")
+    at_fault = _last_step(run_dir)
+    if p.poll() is None and kind != "disk-full":
+        p.send_signal(signal.SIGTERM if kind == "sigterm" else signal.SIGKILL)
+    _, err = p.communicate(timeout=180)
+    expected = {"sigterm": 128 + signal.SIGTERM, "disk-full": 1}.get(kind, -signal.SIGKILL)
+    ok = p.returncode == expected or (kind == "disk-full" and p.returncode == 0)  # finished before a checkpoint
+    if not ok:
+        note += f" exit {p.returncode}: {err.strip()[-300:]}"
+    torn = any((run_dir / "checkpoints").glob(".*.tmp")) or (
+        (run_dir / "metrics.jsonl").exists() and not (run_dir / "metrics.jsonl").read_bytes().endswith(b"\n"))
+    return {"kind": kind, "resumed_from": resumed_from, "last_logged": at_fault, "exit": p.returncode, "ok": ok,
+            "torn": torn, "note": note.strip()}
+
+
+def final_state(run_dir: Path, step: int) -> dict:
+    import torch
+    return torch.load(run_dir / "checkpoints" / f"step-{step:07d}.pt", weights_only=True)
+
+
+def compare(soaked: Path, clean: Path, step: int) -> dict:
+    import torch
+    a, b = final_state(soaked, step), final_state(clean, step)
+    same = all(torch.equal(a[net][k], b[net][k]) for net in ("G", "D", "G_ema") if net in b for k in b[net])
+    same = same and a["opt_g"]["state"].keys() == b["opt_g"]["state"].keys() and all(
+        torch.equal(a[o]["state"][i][s], b[o]["state"][i][s]) for o in ("opt_g", "opt_d")
+        for i in b[o]["state"] for s in b[o]["state"][i] if torch.is_tensor(b[o]["state"][i][s]))
+    strip = lambda lines: [{k: v for k, v in m.items() if k not in WALL_CLOCK} for m in lines  # noqa: E731
+                           if m["kind"] in ("train", "eval")]
+    lines_a, lines_b = strip(_logged(soaked)), strip(_logged(clean))
+    steps = Counter(m["step"] for m in lines_a if m["kind"] == "train")
+    lost = [m for m in lines_b if m not in lines_a]
+    grids = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (d / "samples").glob("*.png")}  # noqa
+    return {"weights_identical": same, "lines_identical": lines_a == lines_b,
+            "one_line_per_step": all(c == 1 for c in steps.values()), "grids_identical": grids(soaked) == grids(clean),
+            "bytes_lost": sum(len(json.dumps(m)) + 1 for m in lost)}
+
+
+def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print) -> dict:
+    rng = random.Random(seed)
+    schedule = list(KINDS) + [rng.choice(KINDS) for _ in range(max(0, faults - len(KINDS)))]
+    rng.shuffle(schedule)
+    schedule = schedule[:faults]
+    soaked, clean = root / "soaked", root / "clean"
+    args = train_args(soaked, steps, every)
+    events = []
+    for i, kind in enumerate(schedule):
+        if _checkpoint_step(soaked) >= steps:
+            say(f"# the run finished after {i} faults; raise --steps for more")
+            break
+        events.append(inject(kind, soaked, args, rng))
+        say(f"  fault {i + 1:>2}/{len(schedule)}: {kind:<11} resumed from {events[-1]['resumed_from']:>5}, "
+            f"last logged {events[-1]['last_logged']:>5}, exit {events[-1]['exit']:>4} "
+            f"{'ok' if events[-1]['ok'] else 'FAIL'} {events[-1]['note']}")
+    final_from = _checkpoint_step(soaked)
+    last = subprocess.run([sys.executable, "-m", "ganforge", *args, "--resume"], capture_output=True, text=True)
+    whole = subprocess.run([sys.executable, "-m", "ganforge", *train_args(clean, steps, every)],
+                           capture_output=True, text=True)
+    assert last.returncode == 0 and whole.returncode == 0, (last.stderr[-500:], whole.stderr[-500:])
+    # steps redone after each fault: from the checkpoint the next start resumed at to the last step logged before
+    starts = [e["resumed_from"] for e in events[1:]] + [final_from]
+    redone = [max(0, e["last_logged"] - start) for e, start in zip(events, starts)]
+    return {"events": events, "redone": redone, **compare(soaked, clean, steps)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faults", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=4000, help="the run's budget (the default preset, mnist5k)")
+    ap.add_argument("--every", type=int, default=50, help="checkpoint interval in steps")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the fault schedule and its timing")
+    args = ap.parse_args()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as d:
+        r = soak(args.faults, args.steps, args.every, args.seed, Path(d))
+    ev = r["events"]
+    print(f"\n{'fault kind':<12} {'injected':>8} {'as expected':>11} {'torn file left':>14}")
+    for kind in KINDS:
+        mine = [e for e in ev if e["kind"] == kind]
+        print(f"{kind:<12} {len(mine):>8} {sum(e['ok'] for e in mine):>11} {sum(e['torn'] for e in mine):>14}")
+    print(f"\nfaults {len(ev)}, resumes {len(ev)}, steps redone: total {sum(r['redone'])}, max per fault "
+          f"{max(r['redone'] or [0])} (checkpoint interval {args.every}), bytes lost {r['bytes_lost']}")
+    print(f"final weights (G, D, EMA, optimisers) bit-identical: {r['weights_identical']}; metrics lines identical: "
+          f"{r['lines_identical']}; one line per logged step: {r['one_line_per_step']}; grids identical: "
+          f"{r['grids_identical']}; {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -249,20 +249,12 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
 
 
 def export(source: PathLike, out: PathLike) -> Path:
-    """Write the generator of a run dir or checkpoint (EMA weights when present) as a ``.safetensors``
-    file, its config, data shape and step as JSON metadata; :func:`load` and ``ganforge sample`` read it."""
-    from safetensors.torch import save
+    """Write the generator of a run dir or checkpoint (EMA weights when present) as ONNX (``.onnx``),
+    TorchScript (``.pt``) or ``.safetensors`` (which :func:`load` and ``ganforge sample`` read), verified
+    against ganforge's own sampling before it is written; see :mod:`ganforge.exports`."""
+    from .exports import export_verified
 
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        raise GanforgeError(f"--out must end in .safetensors, got '{out.name}'")
-    gan = load(source)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
-    meta = {"format": "ganforge-generator", "config": json.dumps(gan.config.to_dict()),
-            "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step),
-            "n_classes": str(gan.n_classes), "classes": json.dumps(gan.classes)}
-    write_atomic(out, lambda f: f.write(save(tensors, metadata=meta)))
-    return out
+    return export_verified(source, out)[0]
 
 
 def _read_export(path: Path) -> Dict[str, Any]:

@@ -25,3 +25,8 @@ class StorageError(Exception):
 
 class RunLockedError(GanforgeError):
     """Another process is training in this run dir (it holds the run's lock)."""
+
+
+class ExportMismatch(Exception):
+    """An exported generator does not reproduce ganforge's own samples within tolerance; nothing was
+    written. The CLI exits 1 with the message."""

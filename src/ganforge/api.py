@@ -134,14 +134,47 @@ class LoadedGAN:
     def is_image(self) -> bool:
         return self.config.data.name not in TOY_DATA
 
-    def noise(self, n: int, seed: Optional[int] = None) -> torch.Tensor:
-        """``n`` latent vectors from G's noise distribution, on its device; seeded when ``seed`` is given."""
+    def noise(self, n: int, seed: Optional[int] = None, truncation: Optional[float] = None) -> torch.Tensor:
+        """``n`` latent vectors from G's noise distribution, on its device; seeded when ``seed`` is given (the
+        draw of in-training evaluations and ``ganforge eval``). ``truncation`` ψ: see :func:`models.noise`."""
         gen = torch.Generator()
         if seed is None:
             gen.seed()
         else:
             gen.manual_seed(seed)
-        return noise(self.config.model, n, self.device, gen)
+        return noise(self.config.model, n, self.device, gen, truncation)
+
+    def latents(self, start: int, n: int, seed: int, truncation: Optional[float] = None) -> torch.Tensor:
+        """Noise vectors ``start`` .. ``start + n - 1`` of the sampling sequence of ``seed``: vector i depends
+        on (seed, i) only, so a sample set is the same however it is split into batches."""
+        out = []
+        for chunk in range(start // SAMPLE_CHUNK, (start + n - 1) // SAMPLE_CHUNK + 1):
+            z = noise(self.config.model, SAMPLE_CHUNK, None, _chunk_generator(seed, chunk, 0), truncation)
+            lo = max(start - chunk * SAMPLE_CHUNK, 0)
+            out.append(z[lo: min(start + n - chunk * SAMPLE_CHUNK, SAMPLE_CHUNK)])
+        return torch.cat(out).to(self.device) if out else torch.empty(0, self.z_dim)
+
+    def chunk_labels(self, start: int, n: int, seed: int) -> torch.Tensor:
+        """Random class labels ``start`` .. ``start + n - 1`` of the sampling sequence of ``seed`` (per index,
+        as :meth:`latents`)."""
+        out = []
+        for chunk in range(start // SAMPLE_CHUNK, (start + n - 1) // SAMPLE_CHUNK + 1):
+            y = torch.randint(self.n_classes, (SAMPLE_CHUNK,), generator=_chunk_generator(seed, chunk, 1))
+            lo = max(start - chunk * SAMPLE_CHUNK, 0)
+            out.append(y[lo: min(start + n - chunk * SAMPLE_CHUNK, SAMPLE_CHUNK)])
+        return torch.cat(out)
+
+    def iter_samples(self, n: int, seed: int, labels: Optional[torch.Tensor] = None,
+                     truncation: Optional[float] = None, batch_size: int = 1000):
+        """Samples 0 .. n-1 of the sequence of ``seed`` in batches of ``batch_size``, as (x, y) pairs in the
+        units of :meth:`sample` (y: the batch's labels, None when unconditional); memory is one batch."""
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            y = None
+            if self.n_classes:
+                y = labels[start: start + m] if labels is not None else self.chunk_labels(start, m, seed)
+            x = self.generate(self.latents(start, m, seed, truncation), y, batch_size=batch_size)
+            yield (to_unit(x) if self.is_image else x), y
 
     @property
     def n_classes(self) -> int:
@@ -176,14 +209,18 @@ class LoadedGAN:
                         else self.generator(zi)).float().cpu())
         return torch.cat(out) if out else torch.empty(0, *self.data_shape)
 
-    def sample(self, n: int, seed: Optional[int] = None, labels=None) -> torch.Tensor:
+    def sample(self, n: int, seed: Optional[int] = None, labels=None, truncation: Optional[float] = None) -> torch.Tensor:
         """``n`` samples as a CPU float tensor: images (n, C, H, W) with pixel values in [0, 1];
         toy data (n, D) in the data's own units. Conditional generators take ``labels`` (one class for
-        all, or one per sample; default: random classes)."""
+        all, or one per sample; default: random classes). Sample i depends on (seed, i) only: the first
+        k of ``sample(n, seed)`` are ``sample(k, seed)``. ``truncation`` ψ trades diversity for fidelity
+        (Gaussian z: coordinates beyond ±ψ are drawn again)."""
         if n < 1:
             raise GanforgeError(f"number of samples must be >= 1, got {n}")
-        x = self.generate(self.noise(n, seed), self.labels(n, labels, seed))
-        return to_unit(x) if self.is_image else x
+        if seed is None:
+            seed = int(torch.randint(2**31 - 1, (1,)))
+        y = self.labels(n, labels) if labels is not None else None
+        return torch.cat([x for x, _ in self.iter_samples(n, seed, y, truncation)])
 
     @property
     def slerp_default(self) -> bool:
@@ -192,7 +229,7 @@ class LoadedGAN:
         return self.config.model.z_dist == "normal"
 
     def interpolate(self, rows: int = 8, steps: int = 10, spherical: Optional[bool] = None,
-                    seed: Optional[int] = None, labels=None) -> torch.Tensor:
+                    seed: Optional[int] = None, labels=None, truncation: Optional[float] = None) -> torch.Tensor:
         """Latent walks: ``rows`` random pairs (z0, z1), each walked in ``steps`` points from one end to the
         other; returns (rows, steps, *sample shape) in the units of :meth:`sample`. ``spherical`` (default:
         True for Gaussian z, False for uniform z) picks slerp or lerp. Conditional generators hold one
@@ -203,13 +240,25 @@ class LoadedGAN:
             raise GanforgeError(f"number of rows must be >= 1, got {rows}")
         if spherical is None:
             spherical = self.slerp_default
-        z = self.noise(2 * rows, seed)
+        if seed is None:
+            seed = int(torch.randint(2**31 - 1, (1,)))
+        z = self.latents(0, 2 * rows, seed, truncation)  # the ends are samples 0 .. 2·rows-1 of sample(seed=seed)
         path = interpolate_latents(z[:rows], z[rows:], steps, spherical)  # (rows, steps, z_dim)
         y = self.labels(rows, labels, seed)
         y = y.repeat_interleave(steps) if y is not None else None
         x = self.generate(path.reshape(rows * steps, -1), y)
         x = to_unit(x) if self.is_image else x
         return x.reshape(rows, steps, *x.shape[1:])
+
+
+SAMPLE_CHUNK = 1000  # sampling draws noise in seeded chunks of this many vectors
+
+
+def _chunk_generator(seed: int, chunk: int, stream: int) -> torch.Generator:
+    """The generator of one chunk of the sampling sequence (stream 0: z, 1: class labels)."""
+    import numpy as np
+
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk, stream]).generate_state(1)[0]))
 
 
 def _load_state(path: Path) -> Tuple[Path, Dict[str, Any]]:

@@ -62,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="cls", metavar="K|NAME|all",
                    help="conditional runs: samples of class K (its number or name), or 'all': --n of each class "
                         "(a grid has one row per class; arrays are in class order)")
-    s.add_argument("--seed", type=int, help="seed for the noise (default: random)")
+    s.add_argument("--seed", type=int, help="seed for the noise (default: random, printed); sample i depends on "
+                                            "(seed, i) only, so the same seed gives the same images for any --n")
+    s.add_argument("--truncation", type=float, metavar="PSI",
+                   help="truncation trick (Gaussian z): redraw coordinates with |z| > PSI; lower = cleaner, less "
+                        "diverse samples (e.g. 0.7)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
     x = sub.add_parser("export", help="write the generator as ONNX, TorchScript or safetensors, verified",
@@ -93,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", metavar="LIST", help="comma-separated metrics (default: all that apply)")
     e.add_argument("--n", type=int, help="generated samples (default: the run's eval.n, 10,000)")
     e.add_argument("--seed", type=int, help="seed of the evaluation noise (default: the run's eval.seed)")
+    e.add_argument("--truncation", type=float, metavar="PSI",
+                   help="score truncated samples (Gaussian z), to see the precision/recall trade in numbers")
     e.add_argument("--data", metavar="NAME_OR_PATH", help="with --real-baseline: the data (default: the run's)")
     e.add_argument("--real-baseline", action="store_true",
                    help="score half of the real data against the other half instead of a generator")
@@ -129,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     it.add_argument("--class", dest="cls", metavar="K|NAME",
                     help="conditional runs: hold this class on every walk (default: a random class per walk)")
     it.add_argument("--seed", type=int, help="seed for the end points (default: random)")
+    it.add_argument("--truncation", type=float, metavar="PSI", help="truncated end points (Gaussian z), e.g. 0.7")
     it.add_argument("--out", required=True, metavar="FILE.png|FILE.gif")
     it.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
 
@@ -194,7 +201,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         if args.cls == "all":
             raise GanforgeError("--class takes one class here (a number or a name), not 'all'")
         labels, _ = _sample_labels(gan, args.cls, args.rows)
-    x = gan.interpolate(args.rows, args.steps, args.spherical, args.seed, labels)
+    x = gan.interpolate(args.rows, args.steps, args.spherical, args.seed, labels, args.truncation)
     target = None if gan.is_image else load_dataset(gan.config.data)
     animated = out.suffix.lower() == ".gif"
     pictures = interpolation_pictures(x, target, animated=animated)
@@ -281,10 +288,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
+    import torch
+    from tqdm import tqdm
 
     from .api import load
-    from .checkpoint import write_atomic
     from .report import save_grid
 
     out = Path(args.out)
@@ -298,27 +305,47 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     gan = load(args.source, device=args.device)
     if to_folder and not gan.is_image:
         raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data")
+    if args.truncation is not None:
+        gan.noise(1, 0, args.truncation)  # says what is wrong with ψ before anything is written
     labels, nrow = _sample_labels(gan, args.cls, args.n)
     n = len(labels) if labels is not None else args.n
-    if labels is None and gan.n_classes:
-        labels = gan.labels(n, None, args.seed)  # random classes (seeded with --seed)
-    samples = gan.sample(n, seed=args.seed, labels=labels)
-    if to_folder:
-        _write_image_folder(samples, labels, gan.classes, out)
-        where = f"{out}/ (one PNG per sample" + (", a sub-folder per class)" if labels is not None else ")")
-        print(f"wrote {n} samples from {gan.source} (step {gan.step}) to {where}")
-        return 0
-    if out.suffix.lower() == ".npy":
-        write_atomic(out, lambda f: np.save(f, samples.numpy().astype(np.float32)))
-    elif gan.is_image:
-        save_grid(samples * 2 - 1, out, nrow=nrow)
-    else:
-        from .data import load_dataset
-        from .report import save_toy_plot
+    seed = args.seed if args.seed is not None else int(torch.randint(2**31 - 1, (1,)))
+    batches = gan.iter_samples(n, seed, labels, args.truncation)
+    with tqdm(total=n, unit="sample", disable=n <= 1000, file=sys.stderr, desc="sampling") as bar:
+        batches = ((x, y, bar.update(len(x))) for x, y in batches)
+        if to_folder:
+            _write_image_folder(batches, gan.classes, out)
+            where = f"{out}/ (one PNG per sample" + (", a sub-folder per class)" if gan.n_classes else ")")
+        elif out.suffix.lower() == ".npy":
+            _write_npy(batches, n, gan.data_shape, out)
+            where = str(out)
+        else:
+            samples = torch.cat([x for x, _, _ in batches])
+            where = str(out)
+            if gan.is_image:
+                save_grid(samples * 2 - 1, out, nrow=nrow)
+            else:
+                from .data import load_dataset
+                from .report import save_toy_plot
 
-        save_toy_plot(samples, load_dataset(gan.config.data), out, title=f"{args.n} samples, step {gan.step}")
-    print(f"wrote {n} samples from {gan.source} (step {gan.step}) to {out}")
+                save_toy_plot(samples, load_dataset(gan.config.data), out, title=f"{n} samples, step {gan.step}")
+    psi = f", truncation {args.truncation:g}" if args.truncation is not None else ""
+    print(f"wrote {n} samples from {gan.source} (step {gan.step}; seed {seed}{psi}) "
+          f"to {where}")
     return 0
+
+
+def _write_npy(batches, n: int, shape: tuple, out: Path) -> None:
+    """Stream batches into one .npy (float32, n × shape) without holding them all."""
+    import numpy as np
+
+    from .checkpoint import write_atomic
+
+    def write(f):
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)})
+        for x, _, _ in batches:
+            f.write(np.ascontiguousarray(x.numpy(), dtype="<f4").tobytes())
+    write_atomic(out, write)
 
 
 def _sample_labels(gan, cls: Optional[str], n: int):
@@ -343,15 +370,18 @@ def _sample_labels(gan, cls: Optional[str], n: int):
     return torch.full((n,), k), 0
 
 
-def _write_image_folder(samples, labels, classes, out: Path) -> None:
-    """Samples in [0, 1] as PNGs: ``out/<class>/<i>.png`` when labelled, else ``out/<i>.png``."""
+def _write_image_folder(batches, classes, out: Path) -> None:
+    """Samples in [0, 1], batch by batch, as PNGs: ``out/<class>/<i>.png`` when labelled, else ``out/<i>.png``."""
     from torchvision.utils import save_image
     from .checkpoint import write_atomic
 
-    for i, x in enumerate(samples):
-        folder = out / classes[int(labels[i])] if labels is not None else out
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{i:06d}.png", lambda f, x=x: save_image(x, f, format="png"))
+    i = 0
+    for samples, labels, _ in batches:
+        for k, x in enumerate(samples):
+            folder = out / classes[int(labels[k])] if labels is not None else out
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / f"{i:06d}.png", lambda f, x=x: save_image(x, f, format="png"))
+            i += 1
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -370,6 +400,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--n must be >= 2, got {args.n}")
     names = parse_names(args.metrics) if args.metrics else None
     if args.real_baseline:
+        if args.truncation is not None:
+            raise GanforgeError("--truncation applies to a generator's samples, not to --real-baseline")
         if args.checkpoint:
             raise GanforgeError("--real-baseline scores real data, not a checkpoint; drop --checkpoint")
         cfg = load_run_config(run_dir) if run_dir is not None else resolve_config()
@@ -393,9 +425,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed = args.seed if args.seed is not None else gan.config.eval.seed
         data = load_dataset(gan.config.data)
         ref = reference(data, gan.config.eval)
-        found = evaluate(gan.generate(gan.noise(n, seed), gan.labels(n, None, seed)), ref, names)
+        z = gan.noise(n, seed, args.truncation)  # the in-training evaluation's draw (truncated when asked)
+        found = evaluate(gan.generate(z, gan.labels(n, None, seed)), ref, names)
         record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
-                  "n_ref": len(ref.x) if hasattr(ref, "x") else None, "seed": seed, **found}
+                  "n_ref": len(ref.x) if hasattr(ref, "x") else None, "seed": seed,
+                  **({"truncation": args.truncation} if args.truncation is not None else {}), **found}
         if hasattr(ref, "extractor"):
             record["features_info"] = ref.extractor.info
     if run_dir is not None:

@@ -86,12 +86,24 @@ def class_labels(n: int, n_classes: int, seed: Optional[int] = None) -> torch.Te
 
 
 def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,
-          generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """G's input: n × z_dim from N(0, I) or U(0, 1), as ``cfg.z_dist`` says."""
+          generator: Optional[torch.Generator] = None, truncation: Optional[float] = None) -> torch.Tensor:
+    """G's input: n × z_dim from N(0, I) or U(0, 1), as ``cfg.z_dist`` says. ``truncation`` ψ (normal z
+    only): every coordinate with |z| > ψ is drawn again until none is (BigGAN's truncation trick)."""
     draw = torch.rand if cfg.z_dist == "uniform" else torch.randn
+    if truncation is not None:
+        if cfg.z_dist != "normal":
+            raise GanforgeError("truncation applies to Gaussian z (model.z_dist: normal); this generator's z is "
+                                "uniform")
+        if not truncation > 0:
+            raise GanforgeError(f"truncation must be > 0, got {truncation}")
     if generator is not None:  # seeded draws happen on the CPU, then move
-        return draw(n, cfg.z_dim, generator=generator).to(device)
-    return draw(n, cfg.z_dim, device=device)
+        z = draw(n, cfg.z_dim, generator=generator)
+    else:
+        z = draw(n, cfg.z_dim, device=device)
+    while truncation is not None and bool((far := z.abs() > truncation).any()):
+        z[far] = torch.randn(int(far.sum()), generator=generator, device=z.device) if generator is not None \
+            else torch.randn(int(far.sum()), device=z.device)
+    return z.to(device)
 
 
 def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, spherical: bool) -> torch.Tensor:

@@ -66,9 +66,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def train_args(run_dir: Path, steps: int, every: int) -> list:
+def train_args(run_dir: Path, steps: int, every: int, sets=()) -> list:
     return ["train", "--run-dir", str(run_dir), "--steps", str(steps), "-q",
-            "--set", f"log.checkpoint_every={every} steps", "--set", f"log.sample_every={every * 5} steps"]
+            "--set", f"log.checkpoint_every={every} steps", "--set", f"log.sample_every={every * 5} steps",
+            *[a for kv in sets for a in ("--set", kv)]]
 
 
 def _start(args, resume: bool, env_extra=None) -> subprocess.Popen:
@@ -149,7 +150,10 @@ def final_state(run_dir: Path, step: int) -> dict:
     return torch.load(run_dir / "checkpoints" / f"step-{step:07d}.pt", weights_only=True)
 
 
-def compare(soaked: Path, clean: Path, step: int) -> dict:
+def compare(soaked: Path, clean: Path, step: int, stops: set) -> dict:
+    """The soaked run against the uninterrupted one. A graceful stop (SIGTERM) also scores and draws the
+    step it stopped at, so the soaked run may hold extra eval lines and grids at those ``stops``; everything
+    of the uninterrupted run must be there, identical."""
     import torch
     a, b = final_state(soaked, step), final_state(clean, step)
     same = all(torch.equal(a[net][k], b[net][k]) for net in ("G", "D", "G_ema") if net in b for k in b[net])
@@ -159,21 +163,29 @@ def compare(soaked: Path, clean: Path, step: int) -> dict:
     strip = lambda lines: [{k: v for k, v in m.items() if k not in WALL_CLOCK} for m in lines  # noqa: E731
                            if m["kind"] in ("train", "eval")]
     lines_a, lines_b = strip(_logged(soaked)), strip(_logged(clean))
-    steps = Counter(m["step"] for m in lines_a if m["kind"] == "train")
+    train = lambda lines: [m for m in lines if m["kind"] == "train"]  # noqa: E731
+    steps = Counter(m["step"] for m in train(lines_a))
     lost = [m for m in lines_b if m not in lines_a]
+    extra = [m for m in lines_a if m not in lines_b]
     grids = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (d / "samples").glob("*.png")}  # noqa
-    return {"weights_identical": same, "lines_identical": lines_a == lines_b,
-            "one_line_per_step": all(c == 1 for c in steps.values()), "grids_identical": grids(soaked) == grids(clean),
+    ga, gb = grids(soaked), grids(clean)
+    extra_grids = [n for n in ga if n not in gb]
+    return {"weights_identical": same, "train_lines_identical": train(lines_a) == train(lines_b),
+            "one_line_per_step": all(c == 1 for c in steps.values()),
+            "nothing_lost": not lost and all(ga.get(n) == h for n, h in gb.items()),
+            "extras_only_at_graceful_stops": all(m["step"] in stops for m in extra)
+            and all(int(n[5:12]) in stops for n in extra_grids),
+            "extra_lines": len(extra), "extra_grids": len(extra_grids),
             "bytes_lost": sum(len(json.dumps(m)) + 1 for m in lost)}
 
 
-def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print) -> dict:
+def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print, sets=()) -> dict:
     rng = random.Random(seed)
     schedule = list(KINDS) + [rng.choice(KINDS) for _ in range(max(0, faults - len(KINDS)))]
     rng.shuffle(schedule)
     schedule = schedule[:faults]
     soaked, clean = root / "soaked", root / "clean"
-    args = train_args(soaked, steps, every)
+    args = train_args(soaked, steps, every, sets)
     events = []
     for i, kind in enumerate(schedule):
         if _checkpoint_step(soaked) >= steps:
@@ -185,13 +197,14 @@ def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print) 
             f"{'ok' if events[-1]['ok'] else 'FAIL'} {events[-1]['note']}")
     final_from = _checkpoint_step(soaked)
     last = subprocess.run([sys.executable, "-m", "ganforge", *args, "--resume"], capture_output=True, text=True)
-    whole = subprocess.run([sys.executable, "-m", "ganforge", *train_args(clean, steps, every)],
+    whole = subprocess.run([sys.executable, "-m", "ganforge", *train_args(clean, steps, every, sets)],
                            capture_output=True, text=True)
     assert last.returncode == 0 and whole.returncode == 0, (last.stderr[-500:], whole.stderr[-500:])
     # steps redone after each fault: from the checkpoint the next start resumed at to the last step logged before
     starts = [e["resumed_from"] for e in events[1:]] + [final_from]
     redone = [max(0, e["last_logged"] - start) for e, start in zip(events, starts)]
-    return {"events": events, "redone": redone, **compare(soaked, clean, steps)}
+    stops = {starts[i] for i, e in enumerate(events) if e["kind"] == "sigterm"}  # where each graceful stop saved
+    return {"events": events, "redone": redone, **compare(soaked, clean, steps, stops)}
 
 
 def main() -> None:
@@ -211,9 +224,11 @@ def main() -> None:
         print(f"{kind:<12} {len(mine):>8} {sum(e['ok'] for e in mine):>11} {sum(e['torn'] for e in mine):>14}")
     print(f"\nfaults {len(ev)}, resumes {len(ev)}, steps redone: total {sum(r['redone'])}, max per fault "
           f"{max(r['redone'] or [0])} (checkpoint interval {args.every}), bytes lost {r['bytes_lost']}")
-    print(f"final weights (G, D, EMA, optimisers) bit-identical: {r['weights_identical']}; metrics lines identical: "
-          f"{r['lines_identical']}; one line per logged step: {r['one_line_per_step']}; grids identical: "
-          f"{r['grids_identical']}; {time.time() - t0:.0f} s")
+    print(f"final weights (G, D, EMA, optimisers) bit-identical: {r['weights_identical']}; train lines identical: "
+          f"{r['train_lines_identical']}; one line per logged step: {r['one_line_per_step']}; every line and grid "
+          f"of the uninterrupted run present and identical: {r['nothing_lost']}; extra eval lines / grids from "
+          f"graceful stops: {r['extra_lines']} / {r['extra_grids']} (only at those steps: "
+          f"{r['extras_only_at_graceful_stops']}); {time.time() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -53,15 +53,18 @@ def img_per_s(src: Path, preset: str) -> float:
         sets["data.name"] = str(_example_folder())
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", _TIMER, preset, str(warm), str(measured), json.dumps(sets)],
-                         capture_output=True, text=True, env=env, check=True)
+                         capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise SystemExit(f"{preset} at {src}: {out.stderr.strip()[-600:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def _example_folder() -> Path:
-    folder = Path(tempfile.gettempdir()) / "ganforge-bench-photos"
+    """512 crops of matplotlib's sample pictures, as throughput.py uses."""
+    folder = Path(tempfile.gettempdir()) / "ganforge-bench-photos-512"
     if not folder.is_dir():
         from ganforge.data.examples import write_example_folder
-        write_example_folder(folder)
+        write_example_folder(folder, n_photo=384, n_drawing=128)
     return folder
 
 

@@ -16,10 +16,12 @@ def test_quick_soak_every_fault_kind_then_bit_identical_to_an_uninterrupted_run(
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from soak import KINDS, soak
 
-    r = soak(faults=len(KINDS), steps=400, every=25, seed=0, root=tmp_path, say=lambda *a: None)
+    r = soak(faults=len(KINDS), steps=300, every=25, seed=0, root=tmp_path, say=lambda *a: None,
+             sets=["eval.every=off"])  # no feature classifier to train in every process
     assert sorted(e["kind"] for e in r["events"]) == sorted(KINDS)
     assert all(e["ok"] for e in r["events"]), [e for e in r["events"] if not e["ok"]]
-    assert r["weights_identical"] and r["lines_identical"] and r["one_line_per_step"] and r["grids_identical"]
+    assert r["weights_identical"] and r["train_lines_identical"] and r["one_line_per_step"]
+    assert r["nothing_lost"] and r["extras_only_at_graceful_stops"]
     assert r["bytes_lost"] == 0 and max(r["redone"]) <= 25 + 25  # at most a checkpoint interval (+ the log lag)
 
 

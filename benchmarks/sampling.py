@@ -92,16 +92,17 @@ def truncation_table(run_dir: Path) -> None:
 
 
 def peak_rss(run_dir: Path, root: Path) -> None:
-    print(f"\n{'ganforge sample --n 100000':<40} {'peak RSS MB':>12} {'seconds':>8}")
-    for out in (str(root / "folder") + "/", str(root / "x.npy")):
-        probe = ("import resource, subprocess, sys, time; t = time.time(); "
-                 f"subprocess.run([sys.executable, '-m', 'ganforge', 'sample', {str(run_dir)!r}, '--n', '100000', "
-                 f"'--seed', '0', '--out', {out!r}], check=True, capture_output=True); "
-                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.time() - t)")
-        rss, secs = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                   check=True).stdout.split()
-        print(f"{'--out ' + ('DIR/' if out.endswith('/') else 'x.npy'):<40} {float(rss):12.0f} {float(secs):8.1f}",
-              flush=True)
+    print(f"\n{'ganforge sample':<32} {'peak RSS MB':>12} {'seconds':>8}")
+    for n in (1000, 100_000):
+        for i, out in enumerate((str(root / f"folder{n}") + "/", str(root / f"x{n}.npy"))):
+            probe = ("import resource, subprocess, sys, time; t = time.time(); "
+                     f"subprocess.run([sys.executable, '-m', 'ganforge', 'sample', {str(run_dir)!r}, '--n', '{n}', "
+                     f"'--seed', '0', '--out', {out!r}], check=True, capture_output=True); "
+                     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.time() - t)")
+            rss, secs = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                       check=True).stdout.split()
+            label = f"--n {n} --out " + ("DIR/" if i == 0 else "x.npy")
+            print(f"{label:<32} {float(rss):12.0f} {float(secs):8.1f}", flush=True)
 
 
 def main() -> None:

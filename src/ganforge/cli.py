@@ -102,8 +102,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", metavar="NAME_OR_PATH", help="with --real-baseline: the data (default: the run's)")
     e.add_argument("--real-baseline", action="store_true",
                    help="score half of the real data against the other half instead of a generator")
+    e.add_argument("--features", choices=("classifier", "inception"),
+                   help="image features (default: the run's eval.features): the domain classifier, or the standard "
+                        "FID network (pip install 'ganforge[inception]')")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+
+    fd = sub.add_parser("fid", help="FID (and KID, precision/recall) between two image sources",
+                        description="FID between any two image sources: folders of images (recursive), .npy arrays "
+                                    "N x C x H x W in [0, 1] (as ganforge sample writes them), or saved statistics "
+                                    ".npz (mu, sigma). Features: the standard FID network (TF 2015-12-05 Inception "
+                                    "pool3; pip install 'ganforge[inception]'), whose numbers compare with "
+                                    "pytorch-fid, clean-fid and papers, or the domain classifier trained on A's "
+                                    "class sub-folders.")
+    fd.add_argument("a", metavar="A")
+    fd.add_argument("b", metavar="B")
+    fd.add_argument("--features", choices=("inception", "classifier"), default="inception")
+    fd.add_argument("--weights", metavar="FILE", help="the FID network's file, where it is not the installed one")
+    fd.add_argument("--save-stats", metavar="OUT.npz", help="write A's statistics (mu, sigma) for reuse")
+    fd.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
     pl = sub.add_parser("plot", help="draw RUN_DIR/curves.png: losses, D(x) and D(G(z)), metrics over steps",
                         description="Training curves from RUN_DIR/metrics.jsonl (works while the run goes on): "
@@ -407,6 +424,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg = load_run_config(run_dir) if run_dir is not None else resolve_config()
         if args.data is not None:
             cfg = cfg.replace(data={"name": args.data})
+        if args.features is not None:
+            cfg = cfg.replace(eval={"features": args.features})
         elif run_dir is None:
             raise GanforgeError("--real-baseline needs a RUN_DIR or --data naming the data")
         data = load_dataset(cfg.data)
@@ -424,7 +443,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         n = args.n if args.n is not None else gan.config.eval.n
         seed = args.seed if args.seed is not None else gan.config.eval.seed
         data = load_dataset(gan.config.data)
-        ref = reference(data, gan.config.eval)
+        ev = gan.config.eval if args.features is None else gan.config.replace(eval={"features": args.features}).eval
+        ref = reference(data, ev)
         z = gan.noise(n, seed, args.truncation)  # the in-training evaluation's draw (truncated when asked)
         found = evaluate(gan.generate(z, gan.labels(n, None, seed)), ref, names)
         record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
@@ -471,10 +491,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fid(args: argparse.Namespace) -> int:
+    import json
+
+    from .fid import compare
+
+    save = Path(args.save_stats) if args.save_stats else None
+    if save is not None and save.suffix != ".npz":
+        raise GanforgeError(f"--save-stats must end in .npz, got '{save.name}'")
+    r = compare(Path(args.a), Path(args.b), args.features, args.weights, save)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"features: {r['features']}; {r['n_a'] or 'stats'} vs {r['n_b'] or 'stats'} images")
+    for k, v in r.items():
+        if k not in ("features", "n_a", "n_b"):
+            print(f"  {k:<10} {v:.4f}")
+    if save is not None:
+        print(f"wrote {save}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "export": _cmd_export, "plot": _cmd_plot, "animate": _cmd_animate,
+                "export": _cmd_export, "fid": _cmd_fid, "plot": _cmd_plot, "animate": _cmd_animate,
                 "interpolate": _cmd_interpolate, "report": _cmd_report}
     try:
         return commands[args.command](args)

@@ -153,11 +153,15 @@ class EvalConfig:
     best: str = _opt("fid", doc="images: the metric that picks checkpoints/best.pt (fid, kid and kl_modes: "
                                 "lower is better; others higher)")
     n_ref: int = _opt(10000, min=2, doc="images: at most this many real images form the reference set")
-    features: str = _opt("auto", choices=("auto", "classifier", "inception"),
-                         doc="image features: a domain classifier trained on the (labelled) data, or "
-                             "Inception-v3 from disk; auto = the classifier when the data has labels")
-    inception_weights: Optional[str] = _opt(None, doc="path to torchvision's inception_v3_google-0cc3c7bd.pth "
-                                                      "(default: torch hub's cache)")
+    features: str = _opt("auto", choices=("auto", "classifier", "inception", "torchvision-inception"),
+                         doc="image features: a domain classifier trained on the (labelled) data; inception, the "
+                             "standard FID network (TF 2015-12-05 Inception pool3, pip install "
+                             "'ganforge[inception]'), whose FID compares with papers; or torchvision's ImageNet "
+                             "Inception-v3 from disk (not the FID network); auto = the classifier when the data "
+                             "has labels, else inception")
+    inception_weights: Optional[str] = _opt(None, doc="features inception: the standard FID network's file "
+                                                      "(default: the one the inception extra installs, SHA-1 "
+                                                      "checked); torchvision-inception reads torch hub's cache")
 
 
 @dataclass(frozen=True)

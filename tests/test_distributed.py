@@ -153,9 +153,10 @@ def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterru
     whole = subprocess.run(_torchrun("--nproc_per_node=2", "--master_port", str(_free_port()), run_dir=tmp_path / "a"),
                            capture_output=True, text=True, env=env, timeout=300)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    p = subprocess.Popen(_torchrun("--nproc_per_node=2", "--max-restarts=1", "--master_port", str(_free_port()),
-                                   run_dir=tmp_path / "b"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=env)
+    # the c10d rendezvous (torchrun's elastic setup): each restart round rendezvouses afresh
+    p = subprocess.Popen(_torchrun("--nproc_per_node=2", "--max-restarts=2", "--rdzv-backend=c10d",
+                                   f"--rdzv-endpoint=127.0.0.1:{_free_port()}", run_dir=tmp_path / "b"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     latest, killed = tmp_path / "b" / "checkpoints" / "latest", None
     try:
         deadline = time.time() + 240
@@ -172,7 +173,7 @@ def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterru
             os.kill(pid, signal.SIGKILL)
     assert killed is not None and killed < "step-0000040.pt", "the run ended before a worker could be killed"
     assert p.returncode == 0, err[-3000:]
-    assert "torchrun restart 1: resuming" in err
+    assert "torchrun restart 1: resuming" in err  # (a second restart, if a round fails to form, is allowed)
     a, b = _final(tmp_path / "a"), _final(tmp_path / "b")
     for net in ("G", "D"):
         for name, value in a[net].items():

@@ -60,7 +60,7 @@ def parse_names(spec: str) -> List[str]:
     return names
 
 
-def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
+def reference(data, eval_cfg, verbose: bool = True, x=None, y=None, training: bool = False):
     """What generated samples are scored against: toy data itself, or an ImageReference of up to
     ``eval.n_ref`` real images (seeded choice) with the extractor ``eval.features`` asks for.
     ``x``/``y`` give the reference images explicitly (the real-vs-real baseline)."""
@@ -77,6 +77,11 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None):
     all_y = data.y[pick] if data.y is not None else None
     labelled = all_y is not None and int(all_y.max()) >= 1
     kind = eval_cfg.features
+    if kind == "auto" and training and not labelled:
+        # Inception at 299 px costs minutes per evaluation on a CPU: training asks for it only by name
+        raise GanforgeError(f"'{data.name}' has no class labels for the feature classifier, and in training "
+                            f"eval.features auto does not pick the slow Inception network (set eval.features: "
+                            f"inception to have it; ganforge eval RUN --features inception scores a run after)")
     if kind == "auto":
         kind = "classifier" if labelled else "inception" if _fid_network_installed(fid_network_path) else \
             "torchvision-inception" if inception_weights_path(None) else None

@@ -222,7 +222,7 @@ def _reference(cfg: Config, data, world: World):
     if cfg.eval.every == "off" or not world.main:
         return None
     try:
-        return reference(data, cfg.eval, verbose=True)
+        return reference(data, cfg.eval, verbose=True, training=True)
     except GanforgeError as e:
         if cfg.eval.every != "auto":
             raise

@@ -147,22 +147,15 @@ class LoadedGAN:
     def latents(self, start: int, n: int, seed: int, truncation: Optional[float] = None) -> torch.Tensor:
         """Noise vectors ``start`` .. ``start + n - 1`` of the sampling sequence of ``seed``: vector i depends
         on (seed, i) only, so a sample set is the same however it is split into batches."""
-        out = []
-        for chunk in range(start // SAMPLE_CHUNK, (start + n - 1) // SAMPLE_CHUNK + 1):
-            z = noise(self.config.model, SAMPLE_CHUNK, None, _chunk_generator(seed, chunk, 0), truncation)
-            lo = max(start - chunk * SAMPLE_CHUNK, 0)
-            out.append(z[lo: min(start + n - chunk * SAMPLE_CHUNK, SAMPLE_CHUNK)])
+        out = _chunk_slices(start, n, lambda c: noise(self.config.model, SAMPLE_CHUNK, None,
+                                                       _chunk_generator(seed, c, 0), truncation))
         return torch.cat(out).to(self.device) if out else torch.empty(0, self.z_dim)
 
     def chunk_labels(self, start: int, n: int, seed: int) -> torch.Tensor:
         """Random class labels ``start`` .. ``start + n - 1`` of the sampling sequence of ``seed`` (per index,
         as :meth:`latents`)."""
-        out = []
-        for chunk in range(start // SAMPLE_CHUNK, (start + n - 1) // SAMPLE_CHUNK + 1):
-            y = torch.randint(self.n_classes, (SAMPLE_CHUNK,), generator=_chunk_generator(seed, chunk, 1))
-            lo = max(start - chunk * SAMPLE_CHUNK, 0)
-            out.append(y[lo: min(start + n - chunk * SAMPLE_CHUNK, SAMPLE_CHUNK)])
-        return torch.cat(out)
+        return torch.cat(_chunk_slices(start, n, lambda c: torch.randint(
+            self.n_classes, (SAMPLE_CHUNK,), generator=_chunk_generator(seed, c, 1))))
 
     def iter_samples(self, n: int, seed: int, labels: Optional[torch.Tensor] = None,
                      truncation: Optional[float] = None, batch_size: int = 1000):
@@ -252,6 +245,16 @@ class LoadedGAN:
 
 
 SAMPLE_CHUNK = 1000  # sampling draws noise in seeded chunks of this many vectors
+
+
+def _chunk_slices(start: int, n: int, draw) -> List[torch.Tensor]:
+    """Items ``start`` .. ``start + n - 1`` of a sequence drawn in whole chunks of SAMPLE_CHUNK (``draw(c)``
+    gives chunk c), as the slices of the chunks they fall in."""
+    out = []
+    for chunk in range(start // SAMPLE_CHUNK, (start + n - 1) // SAMPLE_CHUNK + 1):
+        lo = max(start - chunk * SAMPLE_CHUNK, 0)
+        out.append(draw(chunk)[lo: min(start + n - chunk * SAMPLE_CHUNK, SAMPLE_CHUNK)])
+    return out
 
 
 def _chunk_generator(seed: int, chunk: int, stream: int) -> torch.Generator:

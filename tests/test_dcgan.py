@@ -9,7 +9,7 @@ from ganforge.errors import GanforgeError
 from ganforge.models import DCGANDiscriminator, DCGANGenerator, build_discriminator, build_generator
 
 
-@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("size", [28, 32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_shapes_follow_size_and_channels(size, channels):
     G = DCGANGenerator(z_dim=16, image_size=size, channels=channels, features=4)
@@ -18,10 +18,13 @@ def test_shapes_follow_size_and_channels(size, channels):
     assert x.shape == (5, channels, size, size)
     assert x.abs().max() <= 1  # Tanh
     assert D(x).shape == (5,)
-    # one stride-2 block per doubling between 4 px and the image: 32 → 3, 64 → 4, 128 → 5 up-convolutions
+    # one stride-2 block per doubling between 4 px (7 px at 28) and the image: 28 → 2, 32 → 3, 64 → 4,
+    # 128 → 5 up-convolutions; the end kernels span the base
     ups = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
     downs = [m for m in D.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
-    assert len(ups) == len(downs) == {32: 3, 64: 4, 128: 5}[size]
+    assert len(ups) == len(downs) == {28: 2, 32: 3, 64: 4, 128: 5}[size]
+    base = 7 if size == 28 else 4
+    assert G.net[0].kernel_size == D.net[-1].kernel_size == (base, base)
 
 
 def test_64px_matches_the_pytorch_example_layer_for_layer():
@@ -60,14 +63,14 @@ def test_d_without_batchnorm_for_per_sample_penalties():
 
 def test_builder_rejects_images_dcgan_cannot_make():
     cfg = resolve_config("mnist-dcgan")
-    with pytest.raises(GanforgeError, match="square 1- or 3-channel images of 32, 64, 128 px"):
-        build_generator(cfg.model, (1, 28, 28))
+    with pytest.raises(GanforgeError, match="square 1- or 3-channel images of 28, 32, 64, 128 px"):
+        build_generator(cfg.model, (1, 30, 30))
     with pytest.raises(GanforgeError, match="set data.image_size"):
         build_discriminator(cfg.model, (2, 32, 32))
 
 
 def test_config_checks_for_dcgan():
-    with pytest.raises(GanforgeError, match="data.image_size 32, 64 or 128"):
+    with pytest.raises(GanforgeError, match="data.image_size 28, 32, 64 or 128"):
         resolve_config("dcgan", overrides={"data.name": "mnist5k", "data.image_size": 48})
     with pytest.raises(GanforgeError, match="pass --data PATH"):
         resolve_config("dcgan")

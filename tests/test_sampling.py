@@ -1,6 +1,7 @@
 """Sampling controls: truncation, per-index reproducible sampling, streamed outputs."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -79,3 +80,35 @@ def test_truncation_on_the_command_line(cond_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(cond_run), "--n", "8", "--truncation", "-1", "--out", str(tmp_path / "u.npy")]) == 2
     assert "truncation must be > 0" in capsys.readouterr().err and not (tmp_path / "u.npy").exists()
+
+
+def test_sample_uses_best_pt_when_the_last_checkpoint_scored_worse(tmp_path, capsys):
+    cfg = resolve_config("ring-8", overrides={"train.steps": 4, "log.progress": False, "eval.n": 200,
+                                              "log.sample_every": "2 steps", "log.checkpoint_every": "2 steps"})
+    run = ganforge.train(cfg, tmp_path / "r")
+    ckpts = run.dir / "checkpoints"
+    evals = [r for r in run.metrics if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4]
+    lines_before = run.metrics
+
+    def rewrite(last_modes):  # step 2 is best.pt with 6 modes; the last (step 4) scored last_modes
+        (ckpts / "best.pt").write_bytes((ckpts / "step-0000002.pt").read_bytes())
+        (ckpts / "best.json").write_text(json.dumps({**evals[0], "modes_covered": 6}) + "\n")
+        lines = [{**r, "modes_covered": last_modes} if r["kind"] == "eval" and r["step"] == 4 else r
+                 for r in lines_before]
+        (run.dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+    rewrite(last_modes=3)
+    gan = ganforge.load(run.dir)
+    assert gan.step == 2 and gan.source.name == "best.pt"
+    assert "best.pt (step 2, modes_covered 6): the last checkpoint (step 4) scored worse (modes_covered 3)" \
+        in gan.chosen
+    assert main(["sample", str(run.dir), "--n", "4", "--out", str(tmp_path / "s.npy"), "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "using checkpoints/best.pt (step 2" in out and "best.pt (step 2;" in out
+    rewrite(last_modes=6)  # a tie: the newest stands
+    gan = ganforge.load(run.dir)
+    assert gan.step == 4 and gan.chosen is None
+    # a checkpoint file is loaded as named, whatever best.pt says
+    rewrite(last_modes=3)
+    assert ganforge.load(ckpts / "step-0000004.pt").step == 4

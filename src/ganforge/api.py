@@ -125,6 +125,7 @@ class LoadedGAN:
         self.step = step
         self.source = source
         self.device = device
+        self.chosen: Optional[str] = None  # why a run dir gave best.pt rather than its latest checkpoint
 
     @property
     def z_dim(self) -> int:
@@ -264,26 +265,52 @@ def _chunk_generator(seed: int, chunk: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk, stream]).generate_state(1)[0]))
 
 
-def _load_state(path: Path) -> Tuple[Path, Dict[str, Any]]:
-    """(checkpoint path, state) for a run dir (its newest loadable checkpoint), a checkpoint file, or an
-    exported ``.safetensors`` generator."""
+def _load_state(path: Path) -> Tuple[Path, Dict[str, Any], Optional[str]]:
+    """(checkpoint path, state, why) for a run dir (its newest loadable checkpoint, or ``best.pt`` when the
+    newest scored worse, with ``why`` saying so), a checkpoint file, or an exported ``.safetensors``."""
     if path.is_dir():
         if latest_checkpoint(path / "checkpoints") is None:
             raise GanforgeError(f"no checkpoint in run dir {path} (expected {path / 'checkpoints'}/step-*.pt)")
         ckpt, state, skipped = load_latest_good(path / "checkpoints")
         for problem in skipped:
             print(f"ganforge: warning: {problem}; using {ckpt} instead", file=sys.stderr)
-        return ckpt, state
+        return _best_if_last_is_worse(path, ckpt, state)
     if not path.exists():
         raise GanforgeError(f"no such run dir or checkpoint: {path}")
     if path.suffix == ".safetensors":
-        return path, _read_export(path)
-    return path, load_checkpoint(path)
+        return path, _read_export(path), None
+    return path, load_checkpoint(path), None
+
+
+def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> Tuple[Path, Dict[str, Any], Optional[str]]:
+    """``checkpoints/best.pt`` instead of the newest checkpoint when the run scored the newest one and it
+    came out worse than the best (by the run's ``eval.best``; toy runs by their own order); otherwise the
+    newest, as it is."""
+    from .train.duties.evaluate import rank
+
+    best_path, step = run_dir / "checkpoints" / "best.pt", int(state.get("step", 0))
+    try:
+        best = json.loads((best_path.with_suffix(".json")).read_text())
+        key = state["config"]["eval"]["best"]
+        last = [r for r in Run(run_dir, build_config(state["config"])).metrics
+                if r.get("kind") == "eval" and r.get("step") == step]
+        if not best_path.is_file() or int(best["step"]) == step or not last or \
+                not rank(last[-1], key) < rank(best, key):
+            return ckpt, state, None
+        saved = load_checkpoint(best_path)
+    except (OSError, ValueError, KeyError, TypeError, GanforgeError):
+        return ckpt, state, None  # no usable best.pt: the newest checkpoint stands
+    name = next(k for k in ("w1", "modes_covered", key) if k in last[-1])
+    why = (f"using checkpoints/best.pt (step {int(best['step'])}, {name} {float(best[name]):.4g}): the last "
+           f"checkpoint (step {step}) scored worse ({name} {float(last[-1][name]):.4g})")
+    return best_path, saved, why
 
 
 def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
-    """Load the generator of a run dir (its latest good checkpoint), a checkpoint file, or an export."""
-    ckpt_path, state = _load_state(Path(path))
+    """Load the generator of a run dir, a checkpoint file, or an export. A run dir gives its latest good
+    checkpoint, or ``checkpoints/best.pt`` when the run scored the latest and it came out worse than the
+    best (``LoadedGAN.chosen`` then says so, and ``ganforge sample`` prints it)."""
+    ckpt_path, state, why = _load_state(Path(path))
     try:
         config = build_config(state["config"])
         shape = tuple(int(s) for s in state["data_shape"])
@@ -296,8 +323,10 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
-    return LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes,
-                     state.get("fixed_z"))
+    gan = LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes,
+                    state.get("fixed_z"))
+    gan.chosen = why
+    return gan
 
 
 def export(source: PathLike, out: PathLike) -> Path:

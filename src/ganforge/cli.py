@@ -320,6 +320,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         raise GanforgeError(f"folder {out.parent} does not exist")
     gan = load(args.source, device=args.device)
+    if gan.chosen:
+        print(f"ganforge: {gan.chosen}")
     if to_folder and not gan.is_image:
         raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data")
     if args.truncation is not None:

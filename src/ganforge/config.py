@@ -101,6 +101,11 @@ class OptimConfig:
     betas: Tuple[float, float] = _opt((0.9, 0.999), min=0.0)
     momentum: float = _opt(0.0, min=0.0, doc="SGD momentum")
     weight_decay: float = _opt(0.0, min=0.0)
+    lr_schedule: str = _opt("constant", choices=("constant", "linear", "cosine"),
+                            doc="learning rates over the run's budget: constant, or decayed to 0 at its end "
+                                "(linear or cosine) from lr_decay_start on; progress is the larger of steps "
+                                "done / the step budget and seconds trained / train.max_seconds")
+    lr_decay_start: float = _opt(0.0, min=0.0, doc="fraction of the budget at which the decay begins (CycleGAN: 0.5)")
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,9 @@ class Config:
                                     "(default: each process normalises its own share of the batch)")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
                                         "samples when > 0 (e.g. 0.999); 0 = off")
+    ema_rampup: float = _opt(0.0, min=0.0, doc="EMA ramp-up (Karras et al. 2020): the EMA's half-life is at most "
+                                               "this fraction of the steps done (0.05 there), so early weights "
+                                               "leave it fast; 0 = the fixed decay 'ema'")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -537,6 +545,10 @@ def _validate(cfg: Config) -> None:
         raise GanforgeError(f"config key 'label_smoothing' must be in [0, 1), got {cfg.label_smoothing}")
     if not 0 <= cfg.ema < 1:
         raise GanforgeError(f"config key 'ema' must be in [0, 1) (0 = off), got {cfg.ema}")
+    if cfg.ema_rampup > 0 and cfg.ema == 0:
+        raise GanforgeError("ema_rampup ramps up an EMA of G; set ema (e.g. 0.999) or drop ema_rampup")
+    if not 0 <= cfg.optim.lr_decay_start < 1:
+        raise GanforgeError(f"config key 'optim.lr_decay_start' must be in [0, 1), got {cfg.optim.lr_decay_start}")
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
     _validate_images(cfg)
@@ -585,8 +597,8 @@ def _validate_images(cfg: "Config") -> None:
                            ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):
             if value:
                 raise GanforgeError(f"{key} applies to the MLP models, not model.arch dcgan")
-        if d.image_size is not None and d.image_size not in (32, 64, 128):
-            raise GanforgeError(f"model.arch dcgan needs data.image_size 32, 64 or 128, got {d.image_size}")
+        if d.image_size is not None and d.image_size not in (28, 32, 64, 128):
+            raise GanforgeError(f"model.arch dcgan needs data.image_size 28, 32, 64 or 128, got {d.image_size}")
 
 
 def config_warnings(cfg: "Config") -> List[str]:

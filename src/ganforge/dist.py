@@ -61,11 +61,15 @@ class World:
 
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every rank when ``flag`` is true on any (stop together: a signal, a time budget)."""
+        return bool(self.max(1.0 if flag else 0.0, device)) if self.size > 1 else flag
+
+    def max(self, value: float, device: torch.device) -> float:
+        """The largest of the ranks' ``value``s, on every rank."""
         if self.size == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
+            return value
+        t = torch.tensor([float(value)], device=device)
         tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-        return bool(t.item())
+        return float(t.item())
 
     def close(self) -> None:
         if self.owns_group and tdist.is_initialized():

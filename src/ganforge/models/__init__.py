@@ -18,7 +18,7 @@ __all__ = ["class_labels", "grid_labels", "interpolate_latents", "MLPGenerator",
 
 
 def _dcgan_shape(data_shape: Tuple[int, ...]) -> Tuple[int, int]:
-    """(channels, size) of square 1- or 3-channel images of 32, 64 or 128 px; else one clear error."""
+    """(channels, size) of square 1- or 3-channel images of 28, 32, 64 or 128 px; else one clear error."""
     if len(data_shape) != 3 or data_shape[0] not in (1, 3) or data_shape[1] != data_shape[2] \
             or data_shape[1] not in SIZES:
         raise GanforgeError(f"model.arch dcgan needs square 1- or 3-channel images of {', '.join(map(str, SIZES))} "

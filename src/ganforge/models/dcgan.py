@@ -1,10 +1,12 @@
-"""DCGAN (Radford et al. 2016) as in pytorch/examples' dcgan/main.py, for square images of 32, 64 or 128 px.
+"""DCGAN (Radford et al. 2016) as in pytorch/examples' dcgan/main.py, for square images of 28, 32, 64 or 128 px.
 
 G: z (N, z_dim) → reshaped to z_dim × 1 × 1 → ConvTranspose2d 4×4 (stride 1) to 4 × 4 → one
 ConvTranspose2d (4, stride 2, pad 1) + BatchNorm + ReLU block per doubling → ConvTranspose2d to
 ``channels`` → Tanh. D mirrors it: Conv2d (4, stride 2, pad 1) + LeakyReLU(0.2) blocks, BatchNorm on
 all but the first, down to 4 × 4, then a 4 × 4 Conv2d to one logit (no Sigmoid: losses take logits).
-At 64 px with ``features`` 64 these are exactly the example's netG and netD.
+At 64 px with ``features`` 64 these are exactly the example's netG and netD. At 28 px (MNIST's own
+size) the base is 7 × 7 instead of 4 × 4, with a 7 × 7 kernel at each end: 7 → 14 → 28, the shape of
+the MNIST nets of Chen et al. 2016 (InfoGAN) and Lucic et al. 2018 without their fully connected layers.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import math
 import torch
 from torch import nn
 
-SIZES = (32, 64, 128)
+SIZES = (28, 32, 64, 128)
 
 
 def _doublings(image_size: int) -> int:
-    """Number of stride-2 blocks between 4 × 4 and ``image_size`` (64 px → 4)."""
+    """Number of stride-2 blocks between the base (4 × 4; 7 × 7 at 28 px) and ``image_size`` (64 px → 4)."""
     if image_size not in SIZES:
         raise ValueError(f"DCGAN image size must be one of {SIZES}, got {image_size}")
-    return int(math.log2(image_size)) - 2
+    return 2 if image_size == 28 else int(math.log2(image_size)) - 2
+
+
+def _base(image_size: int) -> int:
+    """Side of the first (G) and last (D) feature map, which the end kernels span."""
+    return 7 if image_size == 28 else 4
 
 
 class DCGANGenerator(nn.Module):
@@ -31,7 +38,7 @@ class DCGANGenerator(nn.Module):
         self.z_dim, self.out_shape = z_dim, (channels, image_size, image_size)
         n = _doublings(image_size)
         width = features * 2 ** (n - 1)  # 64 px: 512 → 256 → 128 → 64 → channels
-        layers = [nn.ConvTranspose2d(z_dim, width, 4, 1, 0, bias=False),
+        layers = [nn.ConvTranspose2d(z_dim, width, _base(image_size), 1, 0, bias=False),
                   nn.BatchNorm2d(width, eps=bn_eps, momentum=bn_momentum), nn.ReLU(True)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
@@ -60,7 +67,7 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(width * 2, eps=bn_eps, momentum=bn_momentum))
             layers.append(nn.LeakyReLU(leak, inplace=True))
             width *= 2
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))
+        layers.append(nn.Conv2d(width, 1, _base(image_size), 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

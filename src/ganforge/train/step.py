@@ -18,6 +18,7 @@ takes :class:`Nets` (what trains) and a stream of real batches and returns the s
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ class GANStep:
             g_loss, fake = self.g_update(i)
         self.nets.D.requires_grad_(True)
         if self.nets.G_ema is not None:
-            update_ema(self.nets.G_ema, self.nets.G, self.cfg.ema)
+            update_ema(self.nets.G_ema, self.nets.G, ema_decay(self.cfg.ema, self.cfg.ema_rampup, i))
         return StepOut(d_loss, g_loss, real_logits, fake_logits, real, fake)
 
     def d_update(self, batches, i: int):
@@ -179,6 +180,16 @@ def instance_noise(cfg: Config, i: int) -> float:
     if cfg.instance_noise <= 0:
         return 0.0
     return cfg.instance_noise * max(0.0, 1.0 - i / cfg.instance_noise_steps)
+
+
+def ema_decay(ema: float, rampup: float, i: int) -> float:
+    """The EMA's decay after step ``i`` (0-based). Fixed ``ema``, or with StyleGAN2-ADA's ramp-up: a
+    half-life of min(the fixed decay's, ``rampup`` · steps done) steps, β = 0.5^(1 / half-life). Their
+    ``ema_nimg = min(ema_kimg·1000, cur_nimg·ema_rampup)``, ``β = 0.5^(batch / ema_nimg)`` in steps."""
+    if rampup <= 0:
+        return ema
+    half_life = min(math.log(0.5) / math.log(ema), (i + 1) * rampup)
+    return 0.5 ** (1.0 / half_life)
 
 
 @torch.no_grad()

@@ -13,13 +13,14 @@ from .evaluate import EvaluateImages, rank, score
 from .grids import Grids
 from .hook import OnStep
 from .log import LogLosses
+from .schedule import Schedule
 
-__all__ = ["Duty", "Budget", "Checkpoints", "Diagnose", "EvaluateImages", "Grids", "OnStep", "LogLosses",
+__all__ = ["Duty", "Budget", "Checkpoints", "Diagnose", "EvaluateImages", "Grids", "OnStep", "LogLosses", "Schedule",
            "rank", "score", "standard_duties"]
 
 
 def standard_duties(on_step: Optional[Callable] = None) -> List[Duty]:
-    """The user's hook, the metrics line, diagnostics, pictures, evaluation, checkpoints, then the budget
-    (which decides whether another step follows)."""
+    """The user's hook, the metrics line, diagnostics, pictures, evaluation, checkpoints, the learning
+    rates of the next step, then the budget (which decides whether another step follows)."""
     return [*([OnStep(on_step)] if on_step is not None else []), LogLosses(), Diagnose(), Grids(),
-            EvaluateImages(), Checkpoints(), Budget()]
+            EvaluateImages(), Checkpoints(), Schedule(), Budget()]

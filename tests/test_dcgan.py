@@ -101,3 +101,27 @@ def test_config_warnings_are_printed_and_logged_once(tiny_config, tmp_path, caps
     assert [e["event"] for e in events if e["kind"] == "event"] == ["config_warning"]
     ganforge.train(cfg.replace(train={"steps": 2}), run.dir, resume=True)
     assert "warning: wgan-gp" not in capsys.readouterr().err   # said once, when the run started
+
+
+def test_28px_with_fully_connected_layers_is_lucic_et_als_mnist_pair():
+    # compare_gan's MNIST nets (architectures/infogan.py): G FC 1024 → FC 128·7·7 → deconv 4×4/2 to 64 →
+    # deconv 4×4/2 to 1; D conv 4×4/2 64 → conv 4×4/2 128 → FC 1024 → 1 (BatchNorm where DCGAN has it)
+    G, D = DCGANGenerator(100, 28, 1, 64, fc=1024), DCGANDiscriminator(28, 1, 64, fc=1024)
+    g_layers = [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in G.modules()
+                if isinstance(m, nn.ConvTranspose2d)]
+    d_layers = [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert g_layers == [(100, 1024, 1), (1024, 128, 7), (128, 64, 4), (64, 1, 4)]
+    assert d_layers == [(1, 64, 4), (64, 128, 4), (128, 1024, 7), (1024, 1, 1)]
+    # by hand: 100·1024 + 2·1024 (BN) + 1024·128·49 + 2·128 + 128·64·16 + 2·64 + 64·16
+    assert sum(p.numel() for p in G.parameters()) == 6_659_456
+    # 64·16 + 64·128·16 + 2·128 + (128·49·1024 + 1024) + 1024
+    assert sum(p.numel() for p in D.parameters()) == 6_556_928
+    x = G(torch.randn(3, 100))
+    assert x.shape == (3, 1, 28, 28) and D(x).shape == (3,)
+    cfg = resolve_config("mnist-dcgan", overrides={"data.image_size": 28, "model.g_fc": 16, "model.d_fc": 16,
+                                                   "conditional": True})
+    Gc, Dc = build_generator(cfg.model, (1, 28, 28), 10), build_discriminator(cfg.model, (1, 28, 28), 10)
+    y = torch.arange(3)
+    assert Dc(Gc(torch.randn(3, 100), y), y).shape == (3,)
+    with pytest.raises(GanforgeError, match="model.g_fc and model.d_fc apply to model.arch dcgan"):
+        resolve_config("mnist-mlp", overrides={"model.g_fc": 16})

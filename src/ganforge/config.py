@@ -91,6 +91,10 @@ class ModelConfig:
     d_features: int = _opt(64, min=1, doc="dcgan: width of D's first block (doubling towards the logit)")
     d_norm: str = _opt("none", choices=("none", "batchnorm"), doc="dcgan: normalisation in D's blocks "
                                                                   "after the first")
+    g_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between z and G's first "
+                                   "feature map (Lucic et al. 2018's MNIST G: 1024); 0 = none")
+    d_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between D's last feature "
+                                   "map and its logit (Lucic et al. 2018: 1024); 0 = none")
 
 
 @dataclass(frozen=True)
@@ -592,6 +596,9 @@ def _validate_images(cfg: "Config") -> None:
             raise GanforgeError("conditional: true works with model.d_input: sample and model.d_pack: 1")
     if m.arch == "mlp" and m.d_norm != "none":
         raise GanforgeError("model.d_norm applies to the dcgan discriminator; the MLP D has no normalisation")
+    if m.arch == "mlp" and (m.g_fc or m.d_fc):
+        raise GanforgeError("model.g_fc and model.d_fc apply to model.arch dcgan; the MLP's widths are "
+                            "model.g_hidden and model.d_hidden")
     if m.arch == "dcgan":
         for key, value in (("model.d_input", m.d_input != "sample"), ("model.d_pack", m.d_pack != 1),
                            ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):

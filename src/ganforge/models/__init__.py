@@ -33,7 +33,7 @@ def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: in
     if cfg.arch == "dcgan":
         channels, size = _dcgan_shape(data_shape)
         G = dcgan_init(DCGANGenerator(z_in, size, channels, cfg.g_features, bn_eps=cfg.bn_eps,
-                                      bn_momentum=cfg.bn_momentum))
+                                      bn_momentum=cfg.bn_momentum, fc=cfg.g_fc))
     else:
         G = _mlp_generator(cfg, data_shape, z_in)
     return ConditionalGenerator(G, n_classes) if n_classes else G
@@ -50,7 +50,7 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
     if cfg.arch == "dcgan":
         channels, size = _dcgan_shape(data_shape)
         D = dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
-                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum))
+                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc))
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)

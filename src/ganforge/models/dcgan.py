@@ -32,14 +32,20 @@ def _base(image_size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
+    """``fc`` > 0 puts a fully connected hidden layer of that width (+ BatchNorm + ReLU) between z and the
+    first feature map, as the MNIST generators of Chen et al. 2016 and Lucic et al. 2018 do (their 1024);
+    written as 1 × 1 convolutions, which are the same arithmetic as a Linear layer."""
+
     def __init__(self, z_dim: int = 100, image_size: int = 64, channels: int = 3, features: int = 64,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1) -> None:
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, fc: int = 0) -> None:
         super().__init__()
         self.z_dim, self.out_shape = z_dim, (channels, image_size, image_size)
         n = _doublings(image_size)
         width = features * 2 ** (n - 1)  # 64 px: 512 → 256 → 128 → 64 → channels
-        layers = [nn.ConvTranspose2d(z_dim, width, _base(image_size), 1, 0, bias=False),
-                  nn.BatchNorm2d(width, eps=bn_eps, momentum=bn_momentum), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(z_dim, fc, 1, 1, 0, bias=False),
+                  nn.BatchNorm2d(fc, eps=bn_eps, momentum=bn_momentum), nn.ReLU(True)] if fc else []
+        layers += [nn.ConvTranspose2d(fc or z_dim, width, _base(image_size), 1, 0, bias=False),
+                   nn.BatchNorm2d(width, eps=bn_eps, momentum=bn_momentum), nn.ReLU(True)]
         for _ in range(n - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(width // 2, eps=bn_eps, momentum=bn_momentum), nn.ReLU(True)]
@@ -53,10 +59,11 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """``norm='batchnorm'`` as in DCGAN; ``'none'`` for critics whose penalty is per sample (WGAN-GP,
-    R1), where BatchNorm would couple the samples of a batch."""
+    R1), where BatchNorm would couple the samples of a batch. ``fc`` > 0: a fully connected hidden layer
+    of that width (+ LeakyReLU) between the last feature map and the logit (Lucic et al. 2018's 1024)."""
 
     def __init__(self, image_size: int = 64, channels: int = 3, features: int = 64, norm: str = "batchnorm",
-                 leak: float = 0.2, bn_eps: float = 1e-5, bn_momentum: float = 0.1) -> None:
+                 leak: float = 0.2, bn_eps: float = 1e-5, bn_momentum: float = 0.1, fc: int = 0) -> None:
         super().__init__()
         n = _doublings(image_size)
         width = features
@@ -67,7 +74,9 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(width * 2, eps=bn_eps, momentum=bn_momentum))
             layers.append(nn.LeakyReLU(leak, inplace=True))
             width *= 2
-        layers.append(nn.Conv2d(width, 1, _base(image_size), 1, 0, bias=False))
+        if fc:
+            layers += [nn.Conv2d(width, fc, _base(image_size), 1, 0), nn.LeakyReLU(leak, inplace=True)]
+        layers.append(nn.Conv2d(fc or width, 1, 1 if fc else _base(image_size), 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

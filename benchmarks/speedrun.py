@@ -6,8 +6,8 @@
 
 Each run is the command a user types: `ganforge train [--preset P] --max-seconds B --seed S --run-dir D`
 in a fresh process, so everything the run does counts against its budget (grids, checkpoints and the
-default preset's own in-training evaluations). The other presets' epoch budgets are lifted
-(`--set train.epochs=null`) so that time is their only budget. After training, and outside its clock,
+presets' own in-training evaluations); `--max-seconds` replaces a preset's epoch or step budget, so
+time is the only budget. After training, and outside its clock,
 the generator that `ganforge sample D` would use (the latest checkpoint, or best.pt when the latest
 scored worse) is scored as in `mnist_quality.py`: the domain classifier's features (LeNet trained on
 mnist5k at the preset's image size), 2,500 generated images of the fixed evaluation noise against a
@@ -15,6 +15,9 @@ fixed half of mnist5k, and the other half against the same half as the floor.
 
 Prints one row per run and one per (preset, budget) with the median and range over seeds, and saves
 FID / floor against seconds (log scale, the 2.5x target drawn) to --plot.
+
+`--conditional` trains with `--set conditional=true` and also reports, for each digit K, how often the
+domain classifier reads 500 samples of `sample --class K` as K (the worst K in the table).
 """
 
 from __future__ import annotations
@@ -64,25 +67,35 @@ class Scorer:
         x = gan.generate(gan.noise(self.n, seed=EvalConfig().seed), gan.labels(self.n, None, EvalConfig().seed))
         ref, floor = self.floor_and_ref(x.shape[-1], x.shape[1])
         found = evaluate(x, ref)
-        return {"fid": found["fid"], "floor": floor["fid"], "ratio": found["fid"] / floor["fid"],
-                "precision": found["precision"], "recall": found["recall"], "modes": found["modes_covered"],
-                "kl_modes": found["kl_modes"], "checkpoint": gan.source.name, "step": gan.step}
+        row = {"fid": found["fid"], "floor": floor["fid"], "ratio": found["fid"] / floor["fid"],
+               "precision": found["precision"], "recall": found["recall"], "modes": found["modes_covered"],
+               "kl_modes": found["kl_modes"], "checkpoint": gan.source.name, "step": gan.step}
+        if gan.n_classes:  # sample --class K, read by the domain classifier
+            hits = [float((ref.extractor(gan.sample(500, seed=K, labels=K) * 2 - 1)["probs"].argmax(1) == K)
+                          .double().mean()) for K in range(gan.n_classes)]
+            row["class_acc"] = [round(h, 3) for h in hits]
+            row["worst_class_acc"] = min(hits)
+        return row
 
 
-def train_one(preset: str, budget: float, seed: int, root: Path) -> dict:
+def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False) -> dict:
     run_dir = root / f"{preset}-{budget:g}-{seed}"
     cmd = [sys.executable, "-m", "ganforge", "train", "--max-seconds", f"{budget:g}", "--seed", str(seed),
            "--run-dir", str(run_dir), "--quiet"]
     if preset != "default":
-        cmd += ["--preset", preset, "--set", "train.epochs=null"]
+        cmd += ["--preset", preset]
+    if conditional:
+        cmd += ["--set", "conditional=true"]
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return {"wall_s": time.monotonic() - t0, "run_dir": run_dir}
 
 
 def table(rows: list) -> str:
+    cond = any("worst_class_acc" in r for r in rows)
     out = ["| preset | budget (s) | seeds | steps | FID | FID / floor | precision | recall | modes | KL(modes) | "
-           "target met (seeds) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           + ("worst sample --class K read as K | " if cond else "") + "target met (seeds) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if cond else "")]
     keys = sorted({(r["preset"], r["budget"]) for r in rows}, key=lambda k: (PRESETS.index(k[0])
                                                                                if k[0] in PRESETS else 99, k[1]))
     for preset, budget in keys:
@@ -94,7 +107,8 @@ def table(rows: list) -> str:
         met = sum(r["ratio"] <= TARGET and r["modes"] == 10 for r in rs)
         out.append(f"| {preset} | {budget:g} | {len(rs)} | {cell('step', '{:.0f}')} | {cell('fid', '{:.1f}')} | "
                    f"{cell('ratio', '{:.1f}x')} | {cell('precision', '{:.2f}')} | {cell('recall', '{:.2f}')} | "
-                   f"{cell('modes', '{:.0f}')} | {cell('kl_modes', '{:.3f}')} | {met}/{len(rs)} |")
+                   f"{cell('modes', '{:.0f}')} | {cell('kl_modes', '{:.3f}')} | "
+                   + (f"{cell('worst_class_acc', '{:.1%}')} | " if cond else "") + f"{met}/{len(rs)} |")
     return "\n".join(out)
 
 
@@ -134,6 +148,8 @@ def main() -> None:
     ap.add_argument("--jsonl", default="speedrun.jsonl", help="append each run's row here")
     ap.add_argument("--from", dest="source", help="only print the table and plot from this .jsonl")
     ap.add_argument("--plot", default="docs/speedrun.png")
+    ap.add_argument("--keep", help="keep the run dirs under this folder (default: a temporary one)")
+    ap.add_argument("--conditional", action="store_true", help="train with conditional=true; per-class accuracy")
     args = ap.parse_args()
     if args.source:
         rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
@@ -143,12 +159,14 @@ def main() -> None:
               f"{torch.__version__}, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; default = {DEFAULT_PRESET}\n",
               flush=True)
         scorer, rows = Scorer(), []
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as tmp:
+            d = args.keep or tmp
             for preset in args.presets.split(","):
                 for budget in [float(b) for b in args.budgets.split(",")]:
                     for seed in [int(s) for s in args.seeds.split(",")]:
-                        ran = train_one(preset, budget, seed, Path(d))
-                        row = {"preset": preset, "budget": budget, "seed": seed, "wall_s": round(ran["wall_s"], 1),
+                        ran = train_one(preset, budget, seed, Path(d), args.conditional)
+                        row = {"preset": preset + (" conditional" if args.conditional else ""), "budget": budget,
+                               "seed": seed, "wall_s": round(ran["wall_s"], 1),
                                **scorer(ran["run_dir"]), "peak_gflops": round(peak / 1e9, 1)}
                         print(json.dumps(row), flush=True)
                         with open(args.jsonl, "a") as f:

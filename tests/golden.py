@@ -71,6 +71,13 @@ CASES: Dict[str, tuple] = {
                  "log.every": 2, "log.sample_every": "6 steps", "log.checkpoint_every": "6 steps",
                  "eval.every": "off"},
                 {"train.steps": 120}),
+    # the default preset (DCGAN at 28 px, EMA ramp-up) with a linear learning-rate decay over its steps
+    "mnist-conv-linear": ("mnist-conv",
+                          {"data.limit": 256, "train.batch_size": 16, "train.max_seconds": None, "train.steps": 12,
+                           "model.g_features": 8, "model.d_features": 8, "optim.lr_schedule": "linear",
+                           "log.every": 2, "log.sample_every": "6 steps", "log.checkpoint_every": "6 steps",
+                           "eval.every": "off"},
+                          {"train.steps": 200, "log.sample_every": "50 steps", "log.checkpoint_every": "100 steps"}),
     # resume: the first half, then --resume to the full budget (digest of the resumed run's files)
     "resume": ("mnist-mlp-tuned",
                {"data.limit": 256, "train.batch_size": 32, "train.epochs": None, "train.steps": 24,
@@ -126,9 +133,27 @@ def _hash_value(h, value: Any) -> None:
         h.update(repr(value).encode())
 
 
+def _without_defaults(tree: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+    """The config keys whose values differ from ganforge's defaults (so a new key, added with a default
+    that keeps the old behaviour, leaves the digests as they were)."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and isinstance(defaults.get(k), dict):
+            v = _without_defaults(v, defaults[k])
+            if v:
+                out[k] = v
+        elif k not in defaults or defaults[k] != v or k == "preset":  # the default preset's name changes
+            out[k] = v
+    return out
+
+
 def checkpoint_digest(path: Path) -> str:
+    from ganforge.config import Config
+
     state = torch.load(path, map_location="cpu", weights_only=True)
     state.pop("elapsed", None)  # wall-clock seconds
+    if "config" in state:
+        state["config"] = _without_defaults(state["config"], Config().to_dict())
     h = hashlib.sha256()
     _hash_value(h, state)
     return h.hexdigest()

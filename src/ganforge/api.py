@@ -284,7 +284,7 @@ def _load_state(path: Path) -> Tuple[Path, Dict[str, Any], Optional[str]]:
 
 def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> Tuple[Path, Dict[str, Any], Optional[str]]:
     """``checkpoints/best.pt`` instead of the newest checkpoint when the run scored the newest one and it
-    came out worse than the best (by the run's ``eval.best``; toy runs by their own order); otherwise the
+    came out worse than the (older) best (by the run's ``eval.best``; toy runs by their own order); otherwise the
     newest, as it is."""
     from .train.duties.evaluate import rank
 
@@ -294,7 +294,7 @@ def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> 
         key = state["config"]["eval"]["best"]
         last = [r for r in Run(run_dir, build_config(state["config"])).metrics
                 if r.get("kind") == "eval" and r.get("step") == step]
-        if not best_path.is_file() or int(best["step"]) == step or not last or \
+        if not best_path.is_file() or int(best["step"]) >= step or not last or \
                 not rank(last[-1], key) < rank(best, key):
             return ckpt, state, None
         saved = load_checkpoint(best_path)

@@ -258,11 +258,11 @@ def _train_overrides(args: argparse.Namespace) -> Dict[str, Any]:
     flags: Dict[str, Any] = {}
     if args.seed is not None:
         flags["seed"] = args.seed
-    # A budget given here replaces the preset's or file's (which may be in the other unit).
+    # A budget given here replaces the preset's or file's (which may be in another unit, or in seconds).
     if args.epochs is not None:
-        flags.update({"train.epochs": args.epochs, "train.steps": None})
+        flags.update({"train.epochs": args.epochs, "train.steps": None, "train.max_seconds": None})
     if args.steps is not None:
-        flags.update({"train.steps": args.steps, "train.epochs": None})
+        flags.update({"train.steps": args.steps, "train.epochs": None, "train.max_seconds": None})
     if args.max_seconds is not None:  # a time budget alone: no epoch or step limit
         flags.update({"train.max_seconds": args.max_seconds, "train.epochs": None, "train.steps": None})
     if args.data is not None:

@@ -23,7 +23,7 @@ from .errors import GanforgeError
 from .losses import RECOMMENDED
 
 PRESET_DIR = Path(__file__).parent / "presets"
-DEFAULT_PRESET = "mnist-mlp-tuned"
+DEFAULT_PRESET = "mnist-conv"
 
 
 def _opt(default: Any, *, choices: Iterable[str] = (), min: Optional[float] = None,

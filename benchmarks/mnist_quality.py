@@ -2,6 +2,8 @@
 
     python benchmarks/mnist_quality.py                       # budgets 60 and 120 s (about 12 minutes)
     python benchmarks/mnist_quality.py --budgets 60,120,300  # and 300 s (about 30 minutes)
+    python benchmarks/mnist_quality.py --presets mnist-conv --budgets 120 --set optim.lr_schedule=cosine
+                                                             # one lever against the preset, same protocol
 
 Each preset trains on the embedded mnist5k with `--max-seconds BUDGET` (one process, all cores, its own
 defaults otherwise), then its generator (the EMA where the preset keeps one) is scored on the features
@@ -43,7 +45,13 @@ def main() -> None:
     p.add_argument("--budgets", default="60,120", help="comma-separated seconds")
     p.add_argument("--presets", default="", help="comma-separated (default: every preset on mnist5k)")
     p.add_argument("--n", type=int, default=2500, help="images on each side (at most half of mnist5k)")
+    p.add_argument("--seed", type=int, default=0, help="the training seed")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run, as in `ganforge train --set`")
     args = p.parse_args()
+    from ganforge.config import parse_set
+
+    sets = parse_set(args.sets)
     presets = [s for s in args.presets.split(",") if s] or \
         [q for q in ganforge.preset_names() if load_preset(q).get("data", {}).get("name", "mnist5k") == "mnist5k"]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -77,14 +85,15 @@ def main() -> None:
         for budget in budgets:
             with tempfile.TemporaryDirectory() as d:
                 cfg = ganforge.resolve_config(preset, overrides={
-                    "train.max_seconds": budget, "train.epochs": None, "train.steps": None, "log.progress": False,
+                    **sets, "seed": args.seed, "train.max_seconds": budget, "train.epochs": None, "train.steps": None, "log.progress": False,
                     "log.checkpoint_every": "100000 steps", "log.sample_every": "100000 steps", "eval.every": "off"})
                 run = ganforge.train(cfg, Path(d) / "run")
                 gan = run.load()
                 x = gan.generate(gan.noise(args.n, seed=ev.seed), gan.labels(args.n, None, ev.seed))
                 ref, floor_fid = ref_for(cfg.data)
                 found = evaluate(x, ref)
-                print(_row(preset, f"{budget:g}", str(run.step), found, floor_fid), flush=True)
+                label = preset + "".join(f" {k}" for k in args.sets)
+                print(_row(label, f"{budget:g}", str(run.step), found, floor_fid), flush=True)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,27 @@ def test_inf_budget_means_no_limit():
     assert resolve_config("mnist-mlp", overrides={"train.max_seconds": "inf"}).train.max_seconds is None
 
 
+def test_a_command_line_budget_replaces_the_presets_budget_of_any_unit():
+    import argparse
+
+    from ganforge.cli import _train_overrides
+    from ganforge.config import resolve_config
+
+    def cfg(**flags):
+        base = dict(seed=None, epochs=None, steps=None, max_seconds=None, data=None, device=None, quiet=False,
+                    sets=[])
+        args = argparse.Namespace(**{**base, **flags})
+        return resolve_config(None, overrides=_train_overrides(args)).train
+
+    assert cfg().max_seconds == 120 and cfg().epochs is None  # the default preset's own: seconds
+    t = cfg(epochs=3)
+    assert (t.epochs, t.steps, t.max_seconds) == (3, None, None)
+    t = cfg(steps=7)
+    assert (t.epochs, t.steps, t.max_seconds) == (None, 7, None)
+    t = cfg(max_seconds=600.0)
+    assert (t.epochs, t.steps, t.max_seconds) == (None, None, 600.0)
+
+
 def test_bad_run_dirs(tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("keep me")

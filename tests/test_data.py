@@ -60,3 +60,19 @@ def test_truncated_or_foreign_idx_files(tmp_path):
 def test_missing_path():
     with pytest.raises(GanforgeError, match="neither a known dataset .* nor an existing folder"):
         load_dataset(DataConfig(name="/no/such/folder"))
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_the_default_preset_trains_on_full_mnist_and_fashion_mnist_files(tmp_path, name, folder):
+    from ganforge.cli import main
+
+    raw = tmp_path / "data" / folder / "raw"
+    raw.mkdir(parents=True)
+    _write_idx(raw / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, size=(64, 28, 28)))
+    _write_idx(raw / "train-labels-idx1-ubyte", np.arange(64) % 10)
+    run = tmp_path / "run"
+    assert main(["train", "--data", name, "--set", f"data.root={tmp_path / 'data'}", "--steps", "3", "-q",
+                 "--set", "eval.every=off", "--set", "train.batch_size=16", "--run-dir", str(run)]) == 0
+    cfg = (run / "config.yaml").read_text()
+    assert "preset: mnist-conv" in cfg and f"name: {name}" in cfg and "image_size: 28" in cfg
+    assert (run / "checkpoints" / "step-0000003.pt").is_file()

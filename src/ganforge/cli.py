@@ -52,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="write samples of a trained generator: a PNG grid, a .npy array, or "
-                                      "a folder of PNGs")
+                                      "a folder of PNGs",
+                       description="Samples of a run's generator: its latest good checkpoint, or checkpoints/best.pt "
+                                   "when the run scored the latest and it came out worse (the command says so); "
+                                   "or of a checkpoint file or an export, as named.")
     s.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
     s.add_argument("--n", type=int, default=64, help="number of samples (with --class all: per class; default 64)")
     s.add_argument("--out", required=True, metavar="FILE_OR_DIR/",
@@ -70,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
 
     x = sub.add_parser("export", help="write the generator as ONNX, TorchScript or safetensors, verified",
-                       description="Write the generator of a run (its latest good checkpoint) or of a checkpoint "
+                       description="Write the generator of a run (as sample picks it: the latest good checkpoint, "
+                                   "or best.pt when the latest scored worse) or of a checkpoint "
                                    "file, EMA weights when kept, BatchNorm in eval mode: G.onnx (ONNX opset 18, "
                                    "needs pip install 'ganforge[onnx]'), G.pt (TorchScript, torch.jit.trace) - both "
                                    "take z (N x z_dim float32) and, conditional runs, y (N int64 class ids), and "
@@ -84,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a trained generator (or real data against itself); print a table, "
                                     "append to RUN_DIR/eval.jsonl",
-                       description="Score the run's latest checkpoint (or --checkpoint) with the metrics that apply "
+                       description="Score the run's generator as sample picks it (the latest checkpoint, or best.pt "
+                                   "when the latest scored worse; or --checkpoint) with the metrics that apply "
                                    "to its data: images - fid, kid, pr (precision/recall), dc (density/coverage), "
                                    "and on labelled data modes and cs (classifier score), on the features of a "
                                    "domain classifier trained on the data (cached) or of Inception-v3 from disk; "

@@ -200,8 +200,10 @@ class Config:
     r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
-    conditional: bool = _opt(False, doc="class-conditional G(z, y) (class embedding concatenated to z) and "
-                                        "projection D(x, y), on labelled data")
+    conditional: str = _opt("false", choices=("false", "true", "auto"),
+                            doc="class-conditional G(z, y) (class embedding concatenated to z) and projection "
+                                "D(x, y), on labelled data; auto: conditional when the data has class labels "
+                                "(and D sees single samples), else not")
     diagnostics: bool = _opt(True, doc="warn (once each, with a suggestion) when D overpowers G, G's loss "
                                        "explodes or the samples collapse; each is also logged as an event")
     diag_window: int = _opt(4, min=1, doc="diagnostics: log intervals a condition must last before it is reported")
@@ -377,6 +379,9 @@ def _check_value(f: dataclasses.Field, value: Any, key: str) -> None:
                 raise GanforgeError(f"config key '{key}' must be > 0, got {v}")
 
 
+# How YAML and --set spell a yes or a no (a YAML boolean reaches a string key as "on"/"off").
+_TRUTHY, _FALSY = ("true", "yes", "on"), ("false", "no", "off")
+
 # Keys whose minimum is 0 in the metadata but where 0 itself is meaningless.
 _POSITIVE = {"lr_g", "lr_d", "max_seconds", "bn_eps", "clip", "nan_lr_factor"}
 
@@ -409,6 +414,8 @@ def _build(cls: type, tree: Mapping[str, Any], prefix: str = "") -> Any:
             if f.metadata.get("interval") and isinstance(value, int) and not isinstance(value, bool):
                 value = f"{value} steps"  # a bare number is a count of steps
             value = _coerce(hints[f.name], value, key)
+            if "true" in f.metadata.get("choices", ()) and str(value).lower() in _TRUTHY + _FALSY:
+                value = "true" if str(value).lower() in _TRUTHY else "false"  # conditional: yes / on / True
             if f.metadata.get("interval"):
                 value = value.strip()
             _check_value(f, value, key)
@@ -589,7 +596,7 @@ def _validate_images(cfg: "Config") -> None:
             raise GanforgeError(f"data.augment applies to image data, not '{d.name}'")
         if m.arch == "dcgan":
             raise GanforgeError(f"model.arch dcgan needs image data, not '{d.name}'; use arch mlp for toy data")
-    if cfg.conditional:
+    if cfg.conditional == "true":
         if d.name in TOY_DATA:
             raise GanforgeError(f"conditional: true needs labelled image data, not '{d.name}'")
         if m.d_input != "sample" or m.d_pack != 1:

@@ -334,11 +334,16 @@ def _saved_config(state: Dict[str, Any], path: Path) -> Config:
 
 
 def _n_classes(cfg: Config, data) -> int:
-    """``conditional: true``: the number of classes in the labelled data; else 0."""
-    if not cfg.conditional:
+    """``conditional: true``: the number of classes in the labelled data; ``auto``: the same where the data
+    has labels of 2 or more classes and D judges single samples, else 0; ``false``: 0."""
+    if cfg.conditional == "false":
         return 0
     y = getattr(data, "y", None)
-    if y is None or int(y.max()) < 1:
+    labelled = y is not None and not isinstance(data, Mixture) and int(y.max()) >= 1
+    if cfg.conditional == "auto":
+        single = cfg.model.d_input == "sample" and cfg.model.d_pack == 1
+        return int(y.max()) + 1 if labelled and single else 0
+    if not labelled:
         raise GanforgeError(f"conditional: true needs labelled data with 2 or more classes (mnist5k, mnist, "
                             f"fashion-mnist, or a folder with one sub-folder per class); '{cfg.data.name}' has none")
     return int(y.max()) + 1

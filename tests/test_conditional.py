@@ -72,3 +72,24 @@ def test_unconditional_generator_refuses_a_class(tiny_config, tmp_path, capsys):
     assert "--class applies to conditional runs" in capsys.readouterr().err
     assert main(["sample", str(run.dir), "--n", "5", "--out", str(tmp_path / "flat") + "/"]) == 0
     assert len(list((tmp_path / "flat").glob("*.png"))) == 5
+
+
+def test_conditional_auto_follows_the_datas_labels(tmp_path, photo_folder):
+    import shutil
+
+    import ganforge
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sorted((photo_folder / "photo").glob("*.jpg"))[:16]:
+        shutil.copy(f, flat / f.name)
+    sets = {"train.steps": 2, "train.max_seconds": None, "train.batch_size": 8, "log.progress": False,
+            "eval.every": "off", "model.g_features": 4, "model.d_features": 4}
+    labelled = ganforge.train(resolve_config("mnist-conv", overrides={**sets, "data.limit": 64}), tmp_path / "a")
+    unlabelled = ganforge.train(resolve_config("mnist-conv", overrides={**sets, "data.name": str(flat)}),
+                                tmp_path / "b")
+    assert resolve_config("mnist-conv").conditional == "auto"
+    assert labelled.load().n_classes == 10 and unlabelled.load().n_classes == 0
+    packed = ganforge.train(resolve_config("ring-8", overrides={"conditional": "auto", "train.steps": 2,
+                                                               "log.progress": False}), tmp_path / "c")
+    assert packed.load().n_classes == 0  # toy data, and D judges packs: auto means unconditional

@@ -102,7 +102,9 @@ def table(rows: list) -> str:
         rs = [r for r in rows if r["preset"] == preset and r["budget"] == budget]
 
         def cell(k, fmt):
-            v = [r[k] for r in rs]
+            v = [r[k] for r in rs if k in r]
+            if not v:
+                return "-"
             return f"{fmt.format(statistics.median(v))} ({fmt.format(min(v))}–{fmt.format(max(v))})"
         met = sum(r["ratio"] <= TARGET and r["modes"] == 10 for r in rs)
         out.append(f"| {preset} | {budget:g} | {len(rs)} | {cell('step', '{:.0f}')} | {cell('fid', '{:.1f}')} | "
@@ -119,7 +121,7 @@ def plot(rows: list, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for preset in [p for p in PRESETS if any(r["preset"] == p for r in rows)]:
+    for preset in dict.fromkeys(r["preset"] for r in rows):  # in the order the rows came
         budgets = sorted({r["budget"] for r in rows if r["preset"] == preset})
         med = [statistics.median(r["ratio"] for r in rows if r["preset"] == preset and r["budget"] == b)
                for b in budgets]

@@ -245,6 +245,25 @@ class LoadedGAN:
         return x.reshape(rows, steps, *x.shape[1:])
 
 
+    def project(self, x: torch.Tensor, steps: int = 200, restarts: int = 4, seed: int = 0,
+                features: str = "discriminator", progress: bool = False, **kw):
+        """Project real images ``x`` (N, C, H, W in [0, 1], the generator's shape) into z: returns a
+        :class:`~ganforge.inverse.Projection` (G(z) in [0, 1], z, y for conditional runs, distance). G is
+        frozen: eval mode, no gradient into its weights. See :mod:`ganforge.inverse` for the search."""
+        from .inverse import search
+
+        return search(self, x, None, steps=steps, restarts=restarts, seed=seed, features=features,
+                      progress=progress, **kw)
+
+    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, steps: int = 200, restarts: int = 4, seed: int = 0,
+                progress: bool = False, **kw):
+        """Fill the missing pixels (``mask`` (N or 1, 1, H, W): 1 known, 0 missing) of ``x`` from G: returns
+        an :class:`~ganforge.inverse.Inpainting` (filled images, known pixels as given; G(z); z; y; distance)."""
+        from .inverse import inpaint
+
+        return inpaint(self, x, mask, steps=steps, restarts=restarts, seed=seed, progress=progress, **kw)
+
+
 SAMPLE_CHUNK = 1000  # sampling draws noise in seeded chunks of this many vectors
 
 

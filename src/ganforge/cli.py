@@ -160,6 +160,39 @@ def _parser() -> argparse.ArgumentParser:
     it.add_argument("--truncation", type=float, metavar="PSI", help="truncated end points (Gaussian z), e.g. 0.7")
     it.add_argument("--out", required=True, metavar="FILE.png|FILE.gif")
     it.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (default 8)")
+    it.add_argument("--from", dest="from_image", metavar="A.png",
+                    help="walk between two real images (with --to): each is projected into z first (as 'ganforge "
+                         "project' does), then one walk is drawn from A's projection to B's")
+    it.add_argument("--to", dest="to_image", metavar="B.png", help="the other end, with --from")
+
+    pj = sub.add_parser("project", help="find the z whose G(z) reproduces each of your images (GAN inversion)",
+                        description="Project real images into the generator's latent space: for each image, "
+                                    "batched Adam on z from the best random starts (stylegan2-ada projector's "
+                                    "schedule), distance = pixel MSE (+ --features), a prior keeping z typical. "
+                                    "Writes OUT/: latents.npy, classes.npy (conditional runs), the reconstructions "
+                                    "(projected.npy for .npy input, else projected/<name>.png), grid.png (target | "
+                                    "projection) and result.json (distances, settings). OUT must not exist or be "
+                                    "empty; it is written in one piece.")
+    pj.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    pj.add_argument("images", metavar="IMAGES", help="a folder of images (recursive), one image file, or a .npy "
+                                                     "N x C x H x W in [0, 1]; other sizes are resized to the run's")
+    _search_args(pj)
+
+    ip = sub.add_parser("inpaint", help="fill the missing pixels of your images from the generator",
+                        description="Semantic inpainting (Yeh et al. 2017): search z so that G(z) matches the known "
+                                    "pixels (those near the hole weigh more; D's realism is a small prior), then "
+                                    "Poisson-blend G(z) into the hole; known pixels come back as given. Writes OUT/: "
+                                    "the filled images (filled.npy for .npy input, else filled/<name>.png), G(z) "
+                                    "(generated), latents.npy, classes.npy (conditional runs), mask.npy, grid.png "
+                                    "(masked input | G(z) | result | original, when the input has the hole's "
+                                    "pixels) and result.json.")
+    ip.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    ip.add_argument("images", metavar="IMAGES", help="as for project: a folder, an image file or a .npy")
+    ip.add_argument("--mask", required=True, metavar="MASK",
+                    help="1 = known, 0 = missing: a .npy N x 1 x H x W or 1 x 1 x H x W, an image (white = known), "
+                         "or top-half, bottom-half, left-half, right-half (that half missing), center:K (a K x K "
+                         "square missing), random:P (each pixel missing with probability P, seeded by --seed)")
+    _search_args(ip, features="pixel", realism=True)
 
     rp = sub.add_parser("report", help="write RUN_DIR/report.html: samples, curves, metrics, diagnostics, timeline",
                         description="One self-contained static page (images embedded; no server, no network): "
@@ -170,6 +203,119 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-floor", action="store_true",
                     help="skip computing the real-vs-real floor (images: trains or loads the domain classifier)")
     return p
+
+
+def _search_args(p: argparse.ArgumentParser, features: str = "discriminator", realism: bool = False) -> None:
+    from .inverse import FEATURES
+
+    p.add_argument("--out", required=True, metavar="OUT/", help="a new (or empty) folder for the results")
+    p.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
+    p.add_argument("--restarts", type=int, default=4,
+                   help="random starts per image, the best of a pool of --pool; after a quarter of the steps only "
+                        "the best goes on (default 4)")
+    p.add_argument("--pool", type=int, default=32, help="random latents scored per image to pick the starts (default 32)")
+    p.add_argument("--features", choices=FEATURES, default=features,
+                   help=f"the distance besides pixel MSE: D's features (the run's discriminator), the domain "
+                        f"classifier's, or none (pixel) (default {features})")
+    p.add_argument("--classes", choices=("auto", "classifier", "search"), default="auto",
+                   help="conditional runs: how each image's class is found - the domain classifier's most likely "
+                        "class, or trying every class on the pool (auto: the classifier when there is one and no pixel is missing)")
+    if realism:
+        p.add_argument("--realism", type=float, default=0.003,
+                       help="weight of D's realism prior (Yeh et al.'s lambda; 0: none; default 0.003)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0); the same seed gives "
+                                                       "the same output")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _search_kw(args: argparse.Namespace) -> Dict[str, Any]:
+    for name in ("steps", "restarts", "pool"):
+        if getattr(args, name) < 1:
+            raise GanforgeError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    kw = {"steps": args.steps, "restarts": args.restarts, "pool": args.pool, "features": args.features,
+          "classes": args.classes, "seed": args.seed, "progress": not args.quiet}
+    if getattr(args, "realism", None) is not None:
+        if not args.realism >= 0:
+            raise GanforgeError(f"--realism must be >= 0, got {args.realism}")
+        kw["realism"] = args.realism
+    return kw
+
+
+def _image_gan(source: str, device: str = "cpu"):
+    from .api import load
+
+    gan = load(source, device=device)
+    if not gan.is_image:
+        raise GanforgeError(f"projection needs an image model; {source} was trained on the toy distribution "
+                            f"'{gan.config.data.name}'")
+    return gan
+
+
+def _cmd_project(args: argparse.Namespace) -> int:
+    from .inverse import comparison_grid, read_images, search, write_outputs
+
+    kw = _search_kw(args)
+    gan = _image_gan(args.source, args.device)
+    x, names, kind, note = read_images(Path(args.images), gan.data_shape)
+    _refuse_out(Path(args.out))
+    if note:
+        print(f"ganforge: {note}")
+    p = search(gan, x, None, **kw)
+    results = {"latents": p.z.float(), "projected": p.images}
+    if p.y is not None:
+        results["classes"] = p.y
+    record = _search_record(gan, args, names, p, kw, ((p.images - x) ** 2).flatten(1).mean(1))
+    write_outputs(Path(args.out), kind, names, results, comparison_grid([x, p.images]), record)
+    print(f"wrote {args.out}/: {len(names)} projection(s) from {gan.source} (step {gan.step}); pixel MSE mean "
+          f"{record['pixel_mse_mean']:.4f}" + (f"; classes by {p.classes_by}" if p.y is not None else ""))
+    return 0
+
+
+def _cmd_inpaint(args: argparse.Namespace) -> int:
+    from .inverse import comparison_grid, inpaint, parse_mask, read_images, shown_masked, write_outputs
+
+    kw = _search_kw(args)
+    gan = _image_gan(args.source, args.device)
+    x, names, kind, note = read_images(Path(args.images), gan.data_shape)
+    mask = parse_mask(args.mask, gan.data_shape, x.shape[0], args.seed)
+    _refuse_out(Path(args.out))
+    if note:
+        print(f"ganforge: {note}")
+    if float(mask.min()) == 1:
+        raise GanforgeError(f"the mask '{args.mask}' has no missing pixel (0): there is nothing to fill, and the "
+                            f"images would come back unchanged")
+    r = inpaint(gan, x, mask, **kw)
+    columns = [shown_masked(x, mask), r.generated, r.filled]
+    if float((x * (1 - mask)).abs().sum()) > 0:  # the input still has the hole's pixels: show the original
+        columns.append(x)
+    results = {"filled": r.filled, "generated": r.generated, "latents": r.z.float(), "mask": mask}
+    if r.y is not None:
+        results["classes"] = r.y
+    hole = (1 - mask).flatten(1).sum(1).clamp_min(1)
+    record = _search_record(gan, args, names, r, kw, (((r.filled - x) * (1 - mask)) ** 2).flatten(1).sum(1) / hole)
+    record["mask"] = args.mask
+    write_outputs(Path(args.out), kind, names, results, comparison_grid(columns), record)
+    print(f"wrote {args.out}/: {len(names)} inpainted image(s) from {gan.source} (step {gan.step}); "
+          f"{float((1 - mask).mean()):.0%} of the pixels were missing"
+          + (f"; classes by {r.classes_by}" if r.y is not None else ""))
+    return 0
+
+
+def _refuse_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanforgeError(f"--out {out} already exists and is not an empty folder; nothing is overwritten")
+    if not out.parent.exists():
+        raise GanforgeError(f"folder {out.parent} does not exist")
+
+
+def _search_record(gan, args, names, result, kw, mse) -> Dict[str, Any]:
+    """result.json: the settings and, per image, the search's final distance and the pixel MSE in [0, 1]
+    units (inpainting: inside the hole, against the input's pixels there)."""
+    return {"source": str(gan.source), "step": gan.step, "images": args.images, "names": names,
+            "distance": [round(float(v), 6) for v in result.loss], "pixel_mse": [round(float(v), 6) for v in mse],
+            "pixel_mse_mean": float(mse.mean()), "classes_by": result.classes_by or None,
+            **{k: v for k, v in kw.items() if k != "progress"}}
 
 
 def _out_path(out: str, suffixes: tuple) -> Path:
@@ -217,6 +363,10 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--steps must be >= 2 and --rows >= 1, got {args.steps} and {args.rows}")
     if args.fps <= 0:
         raise GanforgeError(f"--fps must be > 0, got {args.fps}")
+    if (args.from_image is None) != (args.to_image is None):
+        raise GanforgeError("--from and --to go together: the two real images to walk between")
+    if args.from_image is not None:
+        return _interpolate_real(args, out)
     gan = load(args.source)
     labels = None
     if args.cls is not None:
@@ -235,6 +385,38 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         write_atomic(out, lambda f: pictures[0].save(f, format="PNG"))
     how = "slerp" if (gan.slerp_default if args.spherical is None else args.spherical) else "lerp"
     print(f"wrote {out} ({args.rows} walks of {args.steps} steps, {how}, from {gan.source}, step {gan.step})")
+    return 0
+
+
+def _interpolate_real(args: argparse.Namespace, out: Path) -> int:
+    import torch
+
+    from .inverse import read_images, search
+    from .models import interpolate_latents
+    from .report import interpolation_pictures, write_animation
+
+    if args.cls is not None or args.truncation is not None:
+        raise GanforgeError("--class and --truncation apply to random walks, not to --from/--to")
+    gan = _image_gan(args.source)
+    x = torch.cat([read_images(Path(p), gan.data_shape)[0][:1] for p in (args.from_image, args.to_image)])
+    p = search(gan, x, None, progress=False)
+    mse = ((p.images - x) ** 2).flatten(1).mean(1)
+    spherical = gan.slerp_default if args.spherical is None else args.spherical
+    path = interpolate_latents(p.z[:1], p.z[1:], args.steps, spherical)[0]
+    y = None
+    if p.y is not None:  # G holds one class at a time: A's for the first half of the walk, B's for the second
+        y = (torch.arange(args.steps) >= args.steps / 2).long() * (p.y[1] - p.y[0]) + p.y[0]
+    walk = ((gan.generate(path, y) + 1) / 2)[None]
+    pictures = interpolation_pictures(walk, None, animated=out.suffix.lower() == ".gif")
+    if out.suffix.lower() == ".gif":
+        write_animation(pictures, out, fps=args.fps, hold_last=1)
+    else:
+        from .checkpoint import write_atomic
+
+        write_atomic(out, lambda f: pictures[0].save(f, format="PNG"))
+    classes = f"; classes {gan.classes[int(p.y[0])]} -> {gan.classes[int(p.y[1])]}" if p.y is not None else ""
+    print(f"wrote {out} (a walk of {args.steps} steps between the projections of {args.from_image} and "
+          f"{args.to_image}, pixel MSE {float(mse[0]):.4f} and {float(mse[1]):.4f}{classes})")
     return 0
 
 
@@ -523,7 +705,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"presets": _cmd_presets, "train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "export": _cmd_export, "fid": _cmd_fid, "plot": _cmd_plot, "animate": _cmd_animate,
-                "interpolate": _cmd_interpolate, "report": _cmd_report}
+                "interpolate": _cmd_interpolate, "report": _cmd_report, "project": _cmd_project,
+                "inpaint": _cmd_inpaint}
     try:
         return commands[args.command](args)
     except GanforgeError as e:

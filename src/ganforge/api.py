@@ -246,7 +246,7 @@ class LoadedGAN:
 
 
     def project(self, x: torch.Tensor, steps: int = 200, restarts: int = 4, seed: int = 0,
-                features: str = "discriminator", progress: bool = False, **kw):
+                features: str = "pixel", progress: bool = False, **kw):
         """Project real images ``x`` (N, C, H, W in [0, 1], the generator's shape) into z: returns a
         :class:`~ganforge.inverse.Projection` (G(z) in [0, 1], z, y for conditional runs, distance). G is
         frozen: eval mode, no gradient into its weights. See :mod:`ganforge.inverse` for the search."""

@@ -4,8 +4,8 @@
     python benchmarks/inverse.py --run-dir /tmp/inv-run --n 200 --only projection
 
 The run is the default preset trained as `ganforge train` trains it (its 120 s budget) on 4,000 of
-mnist5k (`--set data.limit=4000`, a fixed seeded choice); the other 1,000 digits are held out, and the
-first --n of them (in mnist5k's order, a stride over all classes) are the targets. A LeNet domain classifier
+mnist5k (`--set data.limit=4000`, a fixed seeded choice); the other 1,000 digits are held out, and --n of
+them, evenly spaced in mnist5k's order (which is sorted by class, so every class is in), are the targets. A LeNet domain classifier
 trained on the same 4,000 digits (never on the held-out ones) reads the results.
 
 * projection: pixel MSE ([0, 1] units) between each digit and its reconstruction, and how often the
@@ -68,7 +68,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "ganforge", "train", "--run-dir", str(args.run_dir), "--seed", "0",
                         "--set", f"data.limit={LIMIT}", "-q"], check=True)
     (xt, yt), (xh, yh) = held_out()
-    xh, yh = xh[: args.n], yh[: args.n]
+    spread = torch.linspace(0, len(yh) - 1, min(args.n, len(yh))).round().long()  # mnist5k is sorted by class
+    xh, yh = xh[spread], yh[spread]
     clf = domain_classifier(xt, yt, f"mnist5k-train{LIMIT}")
     read = lambda img: clf(img * 2 - 1)["probs"].argmax(1)  # noqa: E731
     gan = ganforge.load(args.run_dir)
@@ -102,7 +103,8 @@ def main() -> None:
                 **({"class_found_correct": float((p.y == yh).double().mean()), "classes_by": p.classes_by}
                    if p.y is not None else {}))
     if "curve" in only:
-        xc, yc = xh[: args.curve_n], yh[: args.curve_n]
+        pick = torch.linspace(0, len(yh) - 1, min(args.curve_n, len(yh))).round().long()
+        xc, yc = xh[pick], yh[pick]
         for steps in [int(s) for s in args.curve.split(",")]:
             t0 = time.perf_counter()
             p = gan.project(xc, steps=steps, features="pixel")

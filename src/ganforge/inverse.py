@@ -18,8 +18,9 @@ generators, the class y) whose G(z, y) agrees with the pixels that are known.
   (‖z‖/√dim − 1)², uniform z is clipped to its cube.
 * **Inpainting** (Yeh et al. 2017): known pixels near the hole weigh more (1 + 4 × their contextual
   weight: the fraction of missing pixels in the 7 × 7 window around them); D's realism can be added as a
-  prior (``realism``, Yeh et al.'s λ; off by default: 0.003 and 0.03 lowered the accuracy of the filled
-  digits and the PSNR in the hole on mnist5k, and cost 1.5x the time); G(z) is blended into the hole by Poisson blending (the hole takes G(z)'s gradients and the known pixels as its
+  prior (``realism``, Yeh et al.'s λ; off by default: on 200 held-out mnist5k digits 0.003 moved the
+  filled digits' accuracy by +1.5 points, within noise, lowered the PSNR in the hole by 0.2 dB and cost
+  1.5x the time; 0.03 lowered the accuracy); G(z) is blended into the hole by Poisson blending (the hole takes G(z)'s gradients and the known pixels as its
   boundary), so the seam does not show and the known pixels come back exactly as given.
 
 G (and D) stay frozen: eval mode (BatchNorm statistics untouched), no gradient into their weights.

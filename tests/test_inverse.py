@@ -23,12 +23,14 @@ FAST = {"steps": 30, "restarts": 2, "pool": 8}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One tiny run of each kind of image generator: MLP, DCGAN 28 px conditional, DCGAN 64 px RGB."""
+    """One tiny run of each image preset's kind of generator (MLP, MLP with BatchNorm, DCGAN at 28 px
+    conditional, at 32 px, at 64 px RGB) and a toy run."""
     from ganforge.data.examples import write_example_folder
 
     root = tmp_path_factory.mktemp("inverse-runs")
     photos = write_example_folder(root / "photos")
     kinds = {"mlp": ("mnist-mlp", {}), "conv-conditional": ("mnist-conv", {**SMALL, "conditional": "true"}),
+             "mlp-bn": ("mnist-mlp-bn", {}), "dcgan-32": ("mnist-dcgan", SMALL),
              "dcgan-rgb": ("dcgan", {**SMALL, "data.name": str(photos), "data.limit": None}),
              "toy": ("ring-8", {"data.limit": None})}
     return {name: ganforge.train(resolve_config(preset, overrides={**QUICK, **sets}), root / name).dir
@@ -125,7 +127,7 @@ def test_conditional_projection_finds_classes_and_batchnorm_buffers_stay(runs):
     assert gan.generator.training and [p.requires_grad for p in gan.generator.parameters()] == flags
 
 
-@pytest.mark.parametrize("kind", ["mlp", "conv-conditional", "dcgan-rgb"])
+@pytest.mark.parametrize("kind", ["mlp", "mlp-bn", "conv-conditional", "dcgan-32", "dcgan-rgb"])
 def test_inpainting_keeps_known_pixels_on_every_image_model(kind, runs):
     gan = ganforge.load(runs[kind])
     x = gan.sample(2, seed=3, labels=0 if gan.n_classes else None)
@@ -164,6 +166,9 @@ def test_project_and_inpaint_commands_write_their_folders(runs, tmp_path, capsys
     assert "resized" in out and "50% of the pixels were missing" in out
     assert sorted(f.name for f in (tmp_path / "i" / "filled").iterdir()) == ["d0.png", "d1.png"]
     assert (tmp_path / "i" / "grid.png").is_file() and np.load(tmp_path / "i" / "mask.npy").shape == (2, 1, 28, 28)
+    assert main(["project", str(runs["dcgan-32"]), str(folder), "--out", str(tmp_path / "p32"), *args]) == 0
+    assert "resized to the generator's 32x32" in capsys.readouterr().out  # 56 px PNGs for a 32 px run
+    assert len(list((tmp_path / "p32" / "projected").iterdir())) == 2
     walk = tmp_path / "walk.png"
     assert main(["interpolate", str(runs["mlp"]), "--from", str(folder / "d0.png"), "--to", str(folder / "d1.png"),
                  "--steps", "5", "--out", str(walk)]) == 0

@@ -170,7 +170,8 @@ class EvalConfig:
                              "has labels, else inception")
     inception_weights: Optional[str] = _opt(None, doc="features inception: the standard FID network's file "
                                                       "(default: the one the inception extra installs, SHA-1 "
-                                                      "checked); torchvision-inception reads torch hub's cache")
+                                                      "checked), or pytorch-fid's pt_inception-2015-12-05 state "
+                                                      "dict; torchvision-inception reads torch hub's cache")
 
 
 @dataclass(frozen=True)

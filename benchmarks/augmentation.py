@@ -102,7 +102,8 @@ def main() -> None:
                     xo, yo = generated_set(own, M, seed)
                     acc["real + generated (GAN on the same N)"].append(
                         accuracy(fit(torch.cat([xr, xo]), torch.cat([yr, yo]), seed), xh, yh))
-                print(f"  N={n} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in acc.items() if v)
+                print(f"  N={n} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in acc.items()
+                                                          if len(v) == seeds.index(seed) + 1)
                       + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
             for k, v in acc.items():
                 if v:

@@ -132,7 +132,9 @@ def test_inpainting_keeps_known_pixels_on_every_image_model(kind, runs):
     gan = ganforge.load(runs[kind])
     x = gan.sample(2, seed=3, labels=0 if gan.n_classes else None)
     mask = parse_mask("center:8", gan.data_shape, 2)
+    before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
     r = gan.inpaint(x, mask, **FAST)
+    assert all(torch.equal(before[k], v) for k, v in gan.generator.state_dict().items())  # weights, BN buffers
     assert r.filled.shape == x.shape == r.generated.shape
     assert torch.equal(r.filled * mask, x * mask)
     assert float(r.filled.min()) >= 0 and float(r.filled.max()) <= 1

@@ -3,9 +3,10 @@
 Both are one search (:func:`search`): find, for each target image, the z (and, for conditional
 generators, the class y) whose G(z, y) agrees with the pixels that are known.
 
-* **Start**: a pool of random latents per image (``pool`` of them; conditional: as many per class), scored
-  by the distance without gradients; the ``restarts`` best of the pool start the search (conditional: the
-  best of each of the ``restarts`` most promising classes, so every class was tried).
+* **Start**: a pool of ``pool`` random latents per image, scored by the distance without gradients; the
+  ``restarts`` best of the pool start the search. Conditional generators: the class is the domain
+  classifier's reading of the image, or (``classes='search'``, and for images with missing pixels) the pool
+  is shared among all classes and the best start of each of the ``restarts`` most promising classes goes on.
 * **Search**: batched Adam on z, the schedule of stylegan2-ada-pytorch's ``projector.py``: the learning
   rate warms up over the first 5% of steps and ramps down (cosine) over the last 25%; noise added to z is
   annealed to zero over the first 75%. After a quarter of the steps only each image's best candidate goes
@@ -278,8 +279,8 @@ def search(gan, target: torch.Tensor, mask: Optional[torch.Tensor] = None, steps
     """Find z (and y) with G(z, y) close to ``target`` (N, C, H, W) in [0, 1] on the pixels ``mask`` says are
     known (N, 1, H, W; None: all). See the module's docstring; returns G(z) in [0, 1]. ``labels`` fixes the
     classes of a conditional generator; otherwise ``classes`` says how they are found: ``classifier`` (the
-    domain classifier of the run's data ranks the classes of each image, and its ``restarts`` likeliest are
-    searched), ``search`` (each class is tried on the random pool, the ``restarts`` best go on), ``auto``
+    domain classifier of the run's data reads each image; its class is searched), ``search`` (each class is
+    tried on the random pool, the best of the ``restarts`` most promising classes go on), ``auto``
     (the classifier when the run's data has one with G's classes and no pixel is missing, else search)."""
     from tqdm import tqdm
 

@@ -60,10 +60,16 @@ def cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
 POLICIES: Dict[str, Callable[[Tensor], Tensor]] = {"color": color, "translation": translation, "cutout": cutout}
 
 
-def diff_augment(x: Tensor, policies: Sequence[str]) -> Tensor:
-    """Apply the named policies, in order, to a batch of images (N, C, H, W)."""
+def diff_augment(x: Tensor, policies: Sequence[str], p: "float | None" = None) -> Tensor:
+    """Apply the named policies, in order, to a batch of images (N, C, H, W); with ``p`` (ADA), each policy
+    to each image with probability p (p = 0: the batch as it is)."""
+    if p is not None and p <= 0:
+        return x
     for name in policies:
-        x = POLICIES[name](x)
+        out = POLICIES[name](x)
+        if p is not None and p < 1:
+            out = torch.where(torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p, out, x)
+        x = out
     return x
 
 

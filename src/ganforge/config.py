@@ -198,6 +198,14 @@ class Config:
     nan_max_rollbacks: int = _opt(3, min=0, doc="after this many rollbacks, stop (exit 1)")
     diffaugment: str = _opt("", doc="DiffAugment policies for image data, e.g. 'color,translation,cutout' "
                                     "(Zhao et al. 2020); empty = off")
+    ada_target: float = _opt(0.0, min=0.0, doc="adaptive augmentation (ADA, Karras et al. 2020): the diffaugment "
+                                               "policies apply to each image with probability p, raised while "
+                                               "E[sign(D(x_real))] is above this target and lowered below it "
+                                               "(0.6 in the paper); 0 = off: diffaugment always applies")
+    ada_interval: int = _opt(4, min=1, doc="ADA: steps between adjustments of p")
+    ada_kimg: Optional[float] = _opt(None, min=0.001, doc="ADA: thousands of real images over which p can move "
+                                                           "from 0 to 1; null = a tenth of the run's budget (a "
+                                                           "time budget: as the pace so far projects it)")
     r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
@@ -549,6 +557,11 @@ def _validate(cfg: Config) -> None:
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise GanforgeError(f"config key 'diffaugment': unknown policy '{policy}'{hint}; "
                                 f"choose from color, translation, cutout")
+    if cfg.ada_target > 0 and not cfg.diffaugment.strip():
+        raise GanforgeError("ada_target adapts how often the diffaugment policies apply: set them too, e.g. "
+                            "--set diffaugment=translation,cutout")
+    if not cfg.ada_target < 1:
+        raise GanforgeError(f"config key 'ada_target' must be in [0, 1) (0 = off), got {cfg.ada_target}")
     if cfg.diffaugment.strip() and cfg.data.name in TOY_DATA:
         raise GanforgeError(f"diffaugment applies to image data, not '{cfg.data.name}'")
     if cfg.label_smoothing and cfg.loss not in ("nonsaturating", "minimax"):

@@ -43,6 +43,8 @@ class TrainState:
     elapsed_before: float = 0.0  # seconds trained by earlier invocations of this run
     rollbacks: int = 0
     best_score: Optional[list] = None  # the best evaluation so far, as duties.evaluate.rank() orders them
+    ada_p: float = 0.0  # ADA's augmentation probability (ada_target > 0)
+    ada_acc: Optional[torch.Tensor] = None  # ADA: sum of E[sign(D(x_real))] and steps since its last adjustment
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=0.0)  # clock() when this invocation's loop began
 
@@ -66,6 +68,7 @@ class TrainState:
             **({"G_ema": n.G_ema.state_dict()} if n.G_ema is not None else {}),
             "fixed_z": self.fixed_z.cpu(), "acc": self.acc.cpu(), "acc_n": self.acc_n, "rng": rngs[0],
             "rollbacks": self.rollbacks, "best_score": self.best_score, "diagnostics": self.diagnostics.state_dict(),
+            "ada_p": self.ada_p, **({"ada_acc": self.ada_acc.cpu()} if self.ada_acc is not None else {}),
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: Path, rank: int = 0) -> None:
@@ -88,6 +91,8 @@ class TrainState:
         self.acc, self.acc_n = state["acc"].to(device), int(state["acc_n"])
         self.rollbacks = int(state.get("rollbacks", 0))
         self.best_score = state.get("best_score")
+        self.ada_p = float(state.get("ada_p", 0.0))
+        self.ada_acc = state["ada_acc"].to(device) if "ada_acc" in state else None
         if "diagnostics" in state:
             self.diagnostics.load_state_dict(state["diagnostics"])
         set_rng_state(state["rng"] if int(state.get("world_size", 1)) == 1 else state["rng_per_rank"][rank])

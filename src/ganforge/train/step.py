@@ -93,6 +93,7 @@ class GANStep:
         self.distributed, self.one_pass, self.channels_last, self.autocast = \
             distributed, one_pass, channels_last, autocast
         self.policies = [p.strip() for p in cfg.diffaugment.split(",") if p.strip()]
+        self.ada_p: Optional[float] = None  # ADA's augmentation probability (set by the Ada duty); None: always
 
     def __call__(self, batches, i: int) -> StepOut:
         for _ in range(self.cfg.d_steps):
@@ -163,7 +164,7 @@ class GANStep:
 
     def judge(self, net: nn.Module, y: Optional[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         """D's logits for a batch, seen through DiffAugment (when on) and given the labels (conditional)."""
-        see = (lambda x: diff_augment(x, self.policies)) if self.policies else (lambda x: x)
+        see = (lambda x: diff_augment(x, self.policies, self.ada_p)) if self.policies else (lambda x: x)
         return (lambda x: net(see(x), y)) if y is not None else (lambda x: net(see(x)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
+from .ada import Ada
 from .base import Duty
 from .budget import Budget
 from .checkpoints import Checkpoints
@@ -15,12 +16,13 @@ from .hook import OnStep
 from .log import LogLosses
 from .schedule import Schedule
 
-__all__ = ["Duty", "Budget", "Checkpoints", "Diagnose", "EvaluateImages", "Grids", "OnStep", "LogLosses", "Schedule",
+__all__ = ["Ada", "Duty", "Budget", "Checkpoints", "Diagnose", "EvaluateImages", "Grids", "OnStep", "LogLosses", "Schedule",
            "rank", "score", "standard_duties"]
 
 
 def standard_duties(on_step: Optional[Callable] = None) -> List[Duty]:
-    """The user's hook, the metrics line, diagnostics, pictures, evaluation, checkpoints, the learning
-    rates of the next step, then the budget (which decides whether another step follows)."""
-    return [*([OnStep(on_step)] if on_step is not None else []), LogLosses(), Diagnose(), Grids(),
+    """The user's hook, ADA's augmentation probability, the metrics line, diagnostics, pictures, evaluation,
+    checkpoints, the learning rates of the next step, then the budget (which decides whether another step
+    follows)."""
+    return [*([OnStep(on_step)] if on_step is not None else []), Ada(), LogLosses(), Diagnose(), Grids(),
             EvaluateImages(), Checkpoints(), Schedule(), Budget()]

@@ -40,6 +40,7 @@ class LogLosses(Duty):
                     **{k: round(v, 6) for k, v in zip(METRIC_KEYS, values)},
                     "img_per_s": round(self.images / max(now - self.since, 1e-9), 1),
                     "lr_g": s.nets.opt_g.param_groups[0]["lr"], "lr_d": s.nets.opt_d.param_groups[0]["lr"],
+                    **({"ada_p": round(s.ada_p, 6)} if cfg.ada_target > 0 else {}),
                     "elapsed_s": round(s.elapsed_before + now - s.started, 3)}
         t.log.record(t.record)
         t.log.bar.set_postfix(d=f"{values[0]:.3f}", g=f"{values[1]:.3f}", img_s=f"{t.record['img_per_s']:.0f}")

@@ -198,6 +198,13 @@ def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     out = ext(torch.rand(2, 1, 32, 32) * 2 - 1)   # grayscale 32 px in, resized to 299 and made RGB
     assert ext.name.startswith("torchvision-inception-v3") and "not the standard FID network" in ext.name
     assert out["features"].shape == (2, 2048)
+    from ganforge.metrics import evaluate
+    from ganforge.metrics.image import ImageReference
+    from ganforge.train.duties.evaluate import rank
+    ref = ImageReference(torch.rand(3, 1, 32, 32) * 2 - 1, None, ext, "noise")
+    found = evaluate(torch.rand(3, 1, 32, 32) * 2 - 1, ref, ["fid"])
+    assert list(found) == ["fd_imagenet_inception", "features"]  # never reported as FID
+    assert rank(found, "fid") == (-found["fd_imagenet_inception"],)  # eval.best fid still ranks checkpoints
 
 
 def test_a_class_folder_run_is_scored_with_the_rgb_classifier(photo_folder, tmp_path, capsys):

@@ -77,6 +77,7 @@ def _save_figure(fig, path: Path) -> Path:
 # Eval-line keys that are not curves: bookkeeping, and numbers with a fixed value per run.
 _NOT_CURVES = {"step", "epoch", "kind", "modes_total", "n", "n_ref", "seed", "kid_std"}
 METRIC_LABELS = {"fid": "FID (lower is better)", "kid": "KID (lower is better)", "w1": "W1 (lower is better)",
+                 "fd_imagenet_inception": "FD, ImageNet Inception (lower is better)",
                  "ks": "KS statistic (lower is better)", "kl_modes": "KL(modes) (lower is better)",
                  "hq_fraction": "high-quality fraction", "modes_covered": "modes covered",
                  "classifier_score": "classifier score", "precision": "precision", "recall": "recall",

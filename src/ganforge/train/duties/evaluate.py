@@ -17,7 +17,7 @@ from ...models import class_labels, noise
 from ..state import rng_state, save
 from .base import Duty
 
-LOWER_IS_BETTER = ("fid", "kid", "kl_modes", "w1", "ks")
+LOWER_IS_BETTER = ("fid", "fd_imagenet_inception", "kid", "kl_modes", "w1", "ks")
 
 
 def rank(metrics: Dict[str, float], best: str = "fid") -> tuple:
@@ -27,6 +27,8 @@ def rank(metrics: Dict[str, float], best: str = "fid") -> tuple:
         return (-metrics["w1"],)
     if "hq_fraction" in metrics:
         return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
+    if best == "fid" and "fid" not in metrics and "fd_imagenet_inception" in metrics:
+        best = "fd_imagenet_inception"  # eval.best fid on torchvision's Inception: its Fréchet distance
     value = float(metrics[best])
     return (-value if best in LOWER_IS_BETTER else value,)
 

@@ -68,7 +68,7 @@ class TrainState:
             **({"G_ema": n.G_ema.state_dict()} if n.G_ema is not None else {}),
             "fixed_z": self.fixed_z.cpu(), "acc": self.acc.cpu(), "acc_n": self.acc_n, "rng": rngs[0],
             "rollbacks": self.rollbacks, "best_score": self.best_score, "diagnostics": self.diagnostics.state_dict(),
-            "ada_p": self.ada_p, **({"ada_acc": self.ada_acc.cpu()} if self.ada_acc is not None else {}),
+            **({"ada_p": self.ada_p, "ada_acc": self.ada_acc.cpu()} if self.ada_acc is not None else {}),  # ADA on
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: Path, rank: int = 0) -> None:

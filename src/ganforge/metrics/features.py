@@ -321,8 +321,11 @@ def fid_inception(weights: Optional[str] = None) -> Extractor:
     data = path.read_bytes()
     digest = hashlib.sha1(data).hexdigest()
     if digest != FID_SHA1:
+        import warnings
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.load names a TorchScript archive it is handed
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # TorchScript, or not a torch file at all: not a state dict
             state = None
         if isinstance(state, dict) and "Mixed_7c.branch_pool.conv.weight" in state:

@@ -106,6 +106,9 @@ def test_sample_uses_best_pt_when_the_last_checkpoint_scored_worse(tmp_path, cap
     assert main(["sample", str(run.dir), "--n", "4", "--out", str(tmp_path / "s.npy"), "--seed", "0"]) == 0
     out = capsys.readouterr().out
     assert "using checkpoints/best.pt (step 2" in out and "best.pt (step 2;" in out
+    assert main(["eval", str(run.dir), "--n", "200"]) == 0  # eval says it too, and scores best.pt
+    out = capsys.readouterr().out
+    assert out.startswith("ganforge: using checkpoints/best.pt (step 2") and "best.pt (step 2)" in out
     rewrite(last_modes=6)  # a tie: the newest stands
     gan = ganforge.load(run.dir)
     assert gan.step == 4 and gan.chosen is None

@@ -644,6 +644,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.data is not None:
             raise GanforgeError("--data applies with --real-baseline; a run is scored against its own data")
         gan = load(args.checkpoint or run_dir, device=args.device)
+        if gan.chosen and not args.json:
+            print(f"ganforge: {gan.chosen}")
         if tstr:
             from .metrics.tstr import require_classes
             require_classes(gan)

@@ -56,7 +56,8 @@ def parse_names(spec: str) -> List[str]:
     names = [n.strip() for n in spec.split(",") if n.strip()]
     for n in names:
         if n not in REGISTRY:
-            raise GanforgeError(f"unknown metric '{n}'; available: {', '.join(sorted(REGISTRY))}")
+            raise GanforgeError(f"unknown metric '{n}'; available: {', '.join(sorted(REGISTRY))} (and, for "
+                                f"conditional runs in ganforge eval, gan_train, gan_test)")
     return names
 
 

@@ -261,12 +261,12 @@ def _image_gan(source: str, device: str = "cpu"):
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
-    from .inverse import comparison_grid, read_images, search, write_outputs
+    from .inverse import check_out, comparison_grid, read_images, search, write_outputs
 
     kw = _search_kw(args)
     gan = _image_gan(args.source, args.device)
     x, names, kind, note = read_images(Path(args.images), gan.data_shape)
-    _refuse_out(Path(args.out))
+    check_out(Path(args.out))
     if note:
         print(f"ganforge: {note}")
     p = search(gan, x, None, **kw)
@@ -281,13 +281,13 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
-    from .inverse import comparison_grid, inpaint, parse_mask, read_images, shown_masked, write_outputs
+    from .inverse import check_out, comparison_grid, inpaint, parse_mask, read_images, shown_masked, write_outputs
 
     kw = _search_kw(args)
     gan = _image_gan(args.source, args.device)
     x, names, kind, note = read_images(Path(args.images), gan.data_shape)
     mask = parse_mask(args.mask, gan.data_shape, x.shape[0], args.seed)
-    _refuse_out(Path(args.out))
+    check_out(Path(args.out))
     if note:
         print(f"ganforge: {note}")
     if float(mask.min()) == 1:
@@ -308,13 +308,6 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
           f"{float((1 - mask).mean()):.0%} of the pixels were missing"
           + (f"; classes by {r.classes_by}" if r.y is not None else ""))
     return 0
-
-
-def _refuse_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GanforgeError(f"--out {out} already exists and is not an empty folder; nothing is overwritten")
-    if not out.parent.exists():
-        raise GanforgeError(f"folder {out.parent} does not exist")
 
 
 def _search_record(gan, args, names, result, kw, mse) -> Dict[str, Any]:

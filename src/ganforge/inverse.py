@@ -372,12 +372,12 @@ def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, f
         ys = torch.arange(K).repeat_interleave(pool).repeat(n).to(dev)
     else:
         ys = labels.repeat_interleave(per).to(dev) if K else None
+    idx, scores = torch.arange(n).repeat_interleave(per), []
     with torch.no_grad():
-        idx = torch.arange(n).repeat_interleave(per)
-        scores = torch.cat([distance(run_g(zs[j: j + 4096].to(dev), None if ys is None else ys[j: j + 4096]),
-                                     idx[j: j + 4096], zs[j: j + 4096].to(dev),
-                                     None if ys is None else ys[j: j + 4096])[1]
-                            for j in range(0, n * per, 4096)]).view(n, per).cpu()
+        for j in range(0, n * per, 4096):
+            zj, yj = zs[j: j + 4096].to(dev), None if ys is None else ys[j: j + 4096]
+            scores.append(distance(run_g(zj, yj), idx[j: j + 4096], zj, yj)[1].cpu())
+    scores = torch.cat(scores).view(n, per)
     if search_classes:  # the best of each class, then the `restarts` most promising classes
         best_per_class, arg = scores.view(n, K, pool).min(2)
         top = best_per_class.argsort(1)[:, :restarts]                              # (n, r) classes
@@ -459,6 +459,14 @@ def shown_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 IMAGE_RESULTS = ("projected", "filled", "generated")  # written in the input's format; the rest as .npy
 
 
+def check_out(out: Path) -> None:
+    """OUT must not exist or be an empty folder, in a folder that exists: one clear error otherwise."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanforgeError(f"--out {out} already exists and is not an empty folder; nothing is overwritten")
+    if not out.parent.exists():
+        raise GanforgeError(f"folder {out.parent} does not exist")
+
+
 def write_outputs(out: Path, kind: str, names: List[str], results: dict, grid: Tuple[torch.Tensor, int],
                   record: dict) -> Path:
     """Write a result folder in one piece: ``results`` maps a name to images (IMAGE_RESULTS: N, C, H, W in
@@ -471,10 +479,7 @@ def write_outputs(out: Path, kind: str, names: List[str], results: dict, grid: T
 
     from torchvision.utils import save_image
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GanforgeError(f"--out {out} already exists and is not an empty folder; nothing is overwritten")
-    if not out.parent.exists():
-        raise GanforgeError(f"folder {out.parent} does not exist")
+    check_out(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -33,17 +33,19 @@ def accuracy(extractor, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((extractor(x)["probs"].argmax(1) == y).double().mean())
 
 
-def per_class_accuracy(extractor, x: torch.Tensor, y: torch.Tensor, classes: int) -> list:
+def per_class_accuracy(extractor, x: torch.Tensor, y: torch.Tensor, classes: int) -> tuple:
+    """(overall accuracy, [accuracy of each class, None where it has no image]) from one pass of the classifier."""
     hits = extractor(x)["probs"].argmax(1) == y
-    return [round(float(hits[y == k].double().mean()), 4) if bool((y == k).any()) else None for k in range(classes)]
+    return float(hits.double().mean()), [round(float(hits[y == k].double().mean()), 4) if bool((y == k).any())
+                                         else None for k in range(classes)]
 
 
 def gan_test(gan, extractor, n: int, seed: int) -> Dict[str, object]:
     """The real-trained ``extractor``'s accuracy on n generated images, n/K of each class (and per class)."""
     require_classes(gan)
     x, y = generated_set(gan, n, seed)
-    return {"gan_test": accuracy(extractor, x, y),
-            "gan_test_per_class": per_class_accuracy(extractor, x, y, gan.n_classes)}
+    overall, each = per_class_accuracy(extractor, x, y, gan.n_classes)
+    return {"gan_test": overall, "gan_test_per_class": each}
 
 
 def gan_train(gan, x_real: torch.Tensor, y_real: torch.Tensor, n: int, seed: int,

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 from .base import Duty
-from .schedule import progress
+from .schedule import budget_progress
 
 FALLBACK_KIMG = 500.0  # no budget to scale to (a run until a signal): the paper's value
 
@@ -63,12 +63,7 @@ class Ada(Duty):
         return None
 
     def kimg(self, t, per_step: int) -> Optional[float]:
-        s, limit = t.state, t.cfg.train.max_seconds
-        seconds = self.before + (s.clock() - s.started)
-        done = progress(s.step, t.total, seconds, self.before + limit if limit else None)
-        if limit:
-            done = t.world.max(done, t.device)  # the ranks agree, so p stays the same on each
-        return budget_kimg(s.step * per_step, done)
+        return budget_kimg(t.state.step * per_step, budget_progress(t, self.before))
 
     def after_rollback(self, t) -> None:
         self.start(t)

@@ -31,6 +31,14 @@ def progress(step: int, total: Optional[int], seconds: float, max_seconds: Optio
     return min(1.0, max(done, default=0.0))
 
 
+def budget_progress(t, before: float) -> float:
+    """:func:`progress` of the running ``t``, whose earlier invocations trained ``before`` seconds; with a time
+    budget the ranks agree on the largest (their clocks differ), so what depends on it stays the same on each."""
+    s, limit = t.state, t.cfg.train.max_seconds
+    p = progress(s.step, t.total, before + (s.clock() - s.started), before + limit if limit else None)
+    return t.world.max(p, t.device) if limit else p
+
+
 class Schedule(Duty):
     """Sets the optimisers' learning rates before each step: the config's (times ``nan_lr_factor`` per
     rollback) times :func:`lr_factor` of the budget's progress. Ranks agree on the progress (their
@@ -50,11 +58,7 @@ class Schedule(Duty):
 
     def _apply(self, t) -> None:
         o, s = t.cfg.optim, t.state
-        limit = t.cfg.train.max_seconds
-        seconds = self.before + (s.clock() - s.started)
-        p = progress(s.step, t.total, seconds, self.before + limit if limit else None)
-        if limit:
-            p = t.world.max(p, t.device)
+        p = budget_progress(t, self.before)
         scale = t.cfg.nan_lr_factor ** s.rollbacks * lr_factor(o.lr_schedule, p, o.lr_decay_start)
         for opt, lr in ((s.nets.opt_g, o.lr_g), (s.nets.opt_d, o.lr_d)):
             for group in opt.param_groups:

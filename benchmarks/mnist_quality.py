@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +26,11 @@ from pathlib import Path
 import torch
 
 import ganforge
-from ganforge.config import DataConfig, EvalConfig, load_preset
-from ganforge.data import load_dataset
-from ganforge.metrics import evaluate, reference
+from ganforge.config import EvalConfig, load_preset
+from ganforge.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speedrun import Scorer  # noqa: E402  (the same protocol: the same halves of mnist5k, the same floor)
 
 COLUMNS = ("fid", "precision", "recall", "coverage", "modes_covered", "kl_modes", "classifier_score")
 
@@ -56,22 +59,17 @@ def main() -> None:
         [q for q in ganforge.preset_names() if load_preset(q).get("data", {}).get("name", "mnist5k") == "mnist5k"]
     budgets = [float(b) for b in args.budgets.split(",")]
     ev = EvalConfig()
-    half = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
-    a, b = half[: args.n].sort().values, half[args.n : 2 * args.n].sort().values
-    refs = {}  # per image size: the classifier is trained on the data at the size the preset trains on
+    scorer, shown = Scorer(args.n), set()  # the classifier is trained on the data at the size the preset trains on
 
-    def ref_for(data_cfg):
-        key = (data_cfg.image_size, data_cfg.channels)
-        if key not in refs:
-            data = load_dataset(DataConfig(image_size=data_cfg.image_size, channels=data_cfg.channels))
-            ref = reference(data, ev, x=data.x[a], y=data.y[a])
-            floor = evaluate(data.x[b], ref)
-            size = data.x.shape[-1]
+    def ref_for(x):
+        size, channels = x.shape[-1], x.shape[1]
+        ref, floor = scorer.floor_and_ref(size, channels)
+        if (size, channels) not in shown:
+            shown.add((size, channels))
             print(_row(f"real vs real at {size} px (floor)", "-", "-", floor, floor["fid"]) +
                   f" <!-- {floor['features']} {size} px, held-out accuracy "
                   f"{ref.extractor.info['heldout_accuracy']:.1%} -->", flush=True)
-            refs[key] = ref, floor["fid"]
-        return refs[key]
+        return ref, floor["fid"]
 
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"python {platform.python_version()}")
@@ -90,7 +88,7 @@ def main() -> None:
                 run = ganforge.train(cfg, Path(d) / "run")
                 gan = run.load()
                 x = gan.generate(gan.noise(args.n, seed=ev.seed), gan.labels(args.n, None, ev.seed))
-                ref, floor_fid = ref_for(cfg.data)
+                ref, floor_fid = ref_for(x)
                 found = evaluate(x, ref)
                 label = preset + "".join(f" {k}" for k in args.sets)
                 print(_row(label, f"{budget:g}", str(run.step), found, floor_fid), flush=True)

@@ -2,7 +2,7 @@
 
     python benchmarks/speedrun.py                                   # 3 presets x 5 budgets x 3 seeds (~3 h)
     python benchmarks/speedrun.py --presets default --budgets 30,60,120 --seeds 0,1,2
-    python benchmarks/speedrun.py --from results.jsonl              # table and plot from saved rows
+    python benchmarks/speedrun.py --from a.jsonl b.jsonl            # table and plot from saved rows
 
 Each run is the command a user types: `ganforge train [--preset P] --max-seconds B --seed S --run-dir D`
 in a fresh process, so everything the run does counts against its budget (grids, checkpoints and the
@@ -148,13 +148,13 @@ def main() -> None:
     ap.add_argument("--budgets", default="30,60,120,300,600", help="comma-separated seconds")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jsonl", default="speedrun.jsonl", help="append each run's row here")
-    ap.add_argument("--from", dest="source", help="only print the table and plot from this .jsonl")
+    ap.add_argument("--from", dest="source", nargs="+", help="only print the table and plot from these .jsonl files")
     ap.add_argument("--plot", default="docs/speedrun.png")
     ap.add_argument("--keep", help="keep the run dirs under this folder (default: a temporary one)")
     ap.add_argument("--conditional", action="store_true", help="train with conditional=true; per-class accuracy")
     args = ap.parse_args()
     if args.source:
-        rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for src in args.source for line in Path(src).read_text().splitlines() if line.strip()]
     else:
         peak = matmul_peak()
         print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch "

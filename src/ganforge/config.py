@@ -625,8 +625,10 @@ def _validate_images(cfg: "Config") -> None:
                            ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):
             if value:
                 raise GanforgeError(f"{key} applies to the MLP models, not model.arch dcgan")
-        if d.image_size is not None and d.image_size not in (28, 32, 64, 128):
-            raise GanforgeError(f"model.arch dcgan needs data.image_size 28, 32, 64 or 128, got {d.image_size}")
+        from .models.dcgan import SIZES  # here: the models package imports this module
+        if d.image_size is not None and d.image_size not in SIZES:
+            raise GanforgeError(f"model.arch dcgan needs data.image_size {', '.join(map(str, SIZES[:-1]))} or "
+                                f"{SIZES[-1]}, got {d.image_size}")
 
 
 def config_warnings(cfg: "Config") -> List[str]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import latest_checkpoint, load_latest_good, save_checkpoint
-from ..config import Config
+from ..config import Config, OptimConfig
 from ..diagnostics import Diagnostics
 from ..dist import World
 from ..errors import DivergedError, GanforgeError
@@ -132,13 +132,18 @@ def roll_back(state: TrainState, cfg: Config, world: World, ckpt_dir: Path, why:
     state.load_state_dict(saved, path, world.rank)
     state.rollbacks = count
     scale = cfg.nan_lr_factor ** count
-    for opt, lr in ((state.nets.opt_g, cfg.optim.lr_g), (state.nets.opt_d, cfg.optim.lr_d)):
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
+    set_learning_rates(state.nets, cfg.optim, scale)
     return {"step": state.step, "kind": "event", "event": "nan_rollback", "why": why, "at_step": bad_step,
             "rollback": count, "lr_g": cfg.optim.lr_g * scale, "lr_d": cfg.optim.lr_d * scale}, \
         (f"{why} at step {bad_step}: rolled back to {path.name}, learning rates x{scale:g} "
          f"(rollback {count} of at most {cfg.nan_max_rollbacks})")
+
+
+def set_learning_rates(nets: Nets, optim: OptimConfig, scale: float) -> None:
+    """Every param group of G's and D's optimisers at the config's rate (``optim.lr_g``/``lr_d``) × ``scale``."""
+    for opt, lr in ((nets.opt_g, optim.lr_g), (nets.opt_d, optim.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
 
 
 def finite(*modules: nn.Module) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from ..state import set_learning_rates
 from .base import Duty
 
 
@@ -60,6 +61,4 @@ class Schedule(Duty):
         o, s = t.cfg.optim, t.state
         p = budget_progress(t, self.before)
         scale = t.cfg.nan_lr_factor ** s.rollbacks * lr_factor(o.lr_schedule, p, o.lr_decay_start)
-        for opt, lr in ((s.nets.opt_g, o.lr_g), (s.nets.opt_d, o.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
+        set_learning_rates(s.nets, o, scale)

@@ -120,7 +120,7 @@ def plot(rows: list, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(9.6, 4.4))
     for preset in dict.fromkeys(r["preset"] for r in rows):  # in the order the rows came
         budgets = sorted({r["budget"] for r in rows if r["preset"] == preset})
         med = [statistics.median(r["ratio"] for r in rows if r["preset"] == preset and r["budget"] == b)
@@ -133,9 +133,12 @@ def plot(rows: list, path: Path) -> None:
     ax.axhline(TARGET, color="k", lw=1, ls="--", label=f"target: {TARGET}x floor")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ticks = sorted({r["budget"] for r in rows})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("seconds of training on 2 CPU cores")
     ax.set_ylabel("FID / real-vs-real floor (domain classifier)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

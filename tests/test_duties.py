@@ -11,7 +11,7 @@ from ganforge.config import resolve_config
 from ganforge.diagnostics import Diagnostics
 from ganforge.dist import World
 from ganforge.train import loop
-from ganforge.train.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses, rank
+from ganforge.train.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses, rank, rank_key
 from ganforge.train.setup import Training
 from ganforge.train.state import TrainState
 from ganforge.train.step import StepOut
@@ -228,3 +228,12 @@ def test_rank_orders_evaluations():
     assert rank({"modes_covered": 8, "hq_fraction": 0.5, "kl_modes": 0.1}) > \
         rank({"modes_covered": 7, "hq_fraction": 0.9, "kl_modes": 0.0})
     assert rank({"precision": 0.8, "fid": 1}, best="precision") > rank({"precision": 0.7, "fid": 0}, best="precision")
+
+
+def test_rank_key_names_the_metric_that_picked_best_pt():
+    # images carry modes_covered too (the domain classifier's modes); best.pt is still picked by eval.best
+    assert rank_key({"fid": 3.0, "modes_covered": 10, "kl_modes": 0.01}) == "fid"
+    assert rank_key({"kid": 0.1, "fid": 3.0, "modes_covered": 10}, best="kid") == "kid"
+    assert rank_key({"fd_imagenet_inception": 30.0, "modes_covered": 10}) == "fd_imagenet_inception"
+    assert rank_key({"modes_covered": 8, "hq_fraction": 0.9, "kl_modes": 0.0}) == "modes_covered"
+    assert rank_key({"w1": 0.1, "ks": 0.05}) == "w1"

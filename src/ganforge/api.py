@@ -305,7 +305,7 @@ def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> 
     """``checkpoints/best.pt`` instead of the newest checkpoint when the run scored the newest one and it
     came out worse than the (older) best (by the run's ``eval.best``; toy runs by their own order); otherwise the
     newest, as it is."""
-    from .train.duties.evaluate import rank
+    from .train.duties.evaluate import rank, rank_key
 
     best_path, step = run_dir / "checkpoints" / "best.pt", int(state.get("step", 0))
     try:
@@ -319,7 +319,7 @@ def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> 
         saved = load_checkpoint(best_path)
     except (OSError, ValueError, KeyError, TypeError, GanforgeError):
         return ckpt, state, None  # no usable best.pt: the newest checkpoint stands
-    name = next(k for k in ("w1", "modes_covered", key) if k in last[-1])
+    name = rank_key(last[-1], key)
     why = (f"using checkpoints/best.pt (step {int(best['step'])}, {name} {float(best[name]):.4g}): the last "
            f"checkpoint (step {step}) scored worse ({name} {float(last[-1][name]):.4g})")
     return best_path, saved, why

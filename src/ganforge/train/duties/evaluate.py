@@ -20,17 +20,27 @@ from .base import Duty
 LOWER_IS_BETTER = ("fid", "fd_imagenet_inception", "kid", "kl_modes", "w1", "ks")
 
 
+def rank_key(metrics: Dict[str, float], best: str = "fid") -> str:
+    """The metric that leads :func:`rank` for these metrics (what ``sample`` names when it picks best.pt)."""
+    if "w1" in metrics:
+        return "w1"
+    if "hq_fraction" in metrics:
+        return "modes_covered"
+    if best == "fid" and "fid" not in metrics and "fd_imagenet_inception" in metrics:
+        return "fd_imagenet_inception"  # eval.best fid on torchvision's Inception: its Fréchet distance
+    return best
+
+
 def rank(metrics: Dict[str, float], best: str = "fid") -> tuple:
     """Order evaluations, higher is better: 1-D toy data by lowest W1; 2-D by most modes covered, then
     most high-quality samples, then lowest KL; images by ``eval.best``."""
-    if "w1" in metrics:
+    key = rank_key(metrics, best)
+    if key == "w1":
         return (-metrics["w1"],)
     if "hq_fraction" in metrics:
         return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
-    if best == "fid" and "fid" not in metrics and "fd_imagenet_inception" in metrics:
-        best = "fd_imagenet_inception"  # eval.best fid on torchvision's Inception: its Fréchet distance
-    value = float(metrics[best])
-    return (-value if best in LOWER_IS_BETTER else value,)
+    value = float(metrics[key])
+    return (-value if key in LOWER_IS_BETTER else value,)
 
 
 def score(t, x: torch.Tensor, rngs: list) -> Dict[str, float]:

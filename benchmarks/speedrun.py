@@ -2,6 +2,8 @@
 
     python benchmarks/speedrun.py                                   # 3 presets x 5 budgets x 3 seeds (~3 h)
     python benchmarks/speedrun.py --presets default --budgets 30,60,120 --seeds 0,1,2
+    python benchmarks/speedrun.py --presets default --budgets 120 --set optim.lr_schedule=linear
+                                                                    # a lever against the preset, same protocol
     python benchmarks/speedrun.py --from a.jsonl b.jsonl            # table and plot from saved rows
 
 Each run is the command a user types: `ganforge train [--preset P] --max-seconds B --seed S --run-dir D`
@@ -78,14 +80,17 @@ class Scorer:
         return row
 
 
-def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False) -> dict:
-    run_dir = root / f"{preset}-{budget:g}-{seed}"
+def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False,
+              sets: tuple = ()) -> dict:
+    run_dir = root / f"{preset}{'-set' if sets else ''}-{budget:g}-{seed}"
     cmd = [sys.executable, "-m", "ganforge", "train", "--max-seconds", f"{budget:g}", "--seed", str(seed),
            "--run-dir", str(run_dir), "--quiet"]
     if preset != "default":
         cmd += ["--preset", preset]
     if conditional:
         cmd += ["--set", "conditional=true"]
+    for item in sets:
+        cmd += ["--set", item]
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return {"wall_s": time.monotonic() - t0, "run_dir": run_dir}
@@ -155,6 +160,8 @@ def main() -> None:
     ap.add_argument("--plot", default="docs/speedrun.png")
     ap.add_argument("--keep", help="keep the run dirs under this folder (default: a temporary one)")
     ap.add_argument("--conditional", action="store_true", help="train with conditional=true; per-class accuracy")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for every run, as in `ganforge train --set` (named in the rows' preset)")
     args = ap.parse_args()
     if args.source:
         rows = [json.loads(line) for src in args.source for line in Path(src).read_text().splitlines() if line.strip()]
@@ -169,8 +176,10 @@ def main() -> None:
             for preset in args.presets.split(","):
                 for budget in [float(b) for b in args.budgets.split(",")]:
                     for seed in [int(s) for s in args.seeds.split(",")]:
-                        ran = train_one(preset, budget, seed, Path(d), args.conditional)
-                        row = {"preset": preset + (" conditional" if args.conditional else ""), "budget": budget,
+                        ran = train_one(preset, budget, seed, Path(d), args.conditional, tuple(args.sets))
+                        label = preset + (" conditional" if args.conditional else "") + \
+                            "".join(f" --set {item}" for item in args.sets)
+                        row = {"preset": label, "budget": budget,
                                "seed": seed, "wall_s": round(ran["wall_s"], 1),
                                **scorer(ran["run_dir"]), "peak_gflops": round(peak / 1e9, 1)}
                         print(json.dumps(row), flush=True)

@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=TOY_PRESETS)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", help="keep the run dirs under this folder (default: a temporary one)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run, as in `ganforge train --set`")
     args = ap.parse_args()
@@ -55,8 +56,9 @@ def main() -> None:
     sets = parse_set(args.sets)
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, "
           f"1 thread per run, {args.jobs} runs at a time" + (f", --set {' '.join(args.sets)}" if args.sets else "") + "\n")
-    with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(args.jobs) as pool:
-        jobs = [pool.submit(_one, p, s, Path(d), sets) for p in args.presets for s in range(args.seeds)]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        d = Path(args.keep or tmp)
+        jobs = [pool.submit(_one, p, s, d, sets) for p in args.presets for s in range(args.seeds)]
         rows = [j.result() for j in jobs]
     print("| preset | seed | steps | W1 | KS | mean | std | modes covered | high-quality % | KL(modes) | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

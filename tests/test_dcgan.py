@@ -79,12 +79,13 @@ def test_config_checks_for_dcgan():
                                            "data.channels": None, "data.augment": False})
     with pytest.raises(GanforgeError, match="model.d_pack applies to the MLP models"):
         resolve_config("mnist-dcgan", overrides={"model.d_pack": 2})
-    # wgan-gp's recommendation (no BatchNorm in the critic) sits below the preset, so the preset's
+    # wgan-gp's recommendation (no BatchNorm in the critic) sits below the preset, so the dcgan preset's
     # BatchNorm stands, and a warning names the conflict and the fix
-    cfg = resolve_config("mnist-dcgan", overrides={"loss": "wgan-gp"})
+    digits = {"data.name": "mnist5k", "data.image_size": 32, "data.channels": 1, "data.augment": False}
+    cfg = resolve_config("dcgan", overrides={**digits, "loss": "wgan-gp"})
     assert cfg.model.d_norm == "batchnorm"
     assert any("set model.d_norm: none" in w for w in config_warnings(cfg))
-    assert config_warnings(resolve_config("mnist-dcgan", overrides={"loss": "wgan-gp", "model.d_norm": "none"})) == []
+    assert config_warnings(resolve_config("dcgan", overrides={**digits, "loss": "wgan-gp", "model.d_norm": "none"})) == []
     assert config_warnings(resolve_config("mnist-dcgan")) == []
 
 
@@ -93,7 +94,8 @@ def test_config_warnings_are_printed_and_logged_once(tiny_config, tmp_path, caps
 
     import ganforge
 
-    cfg = tiny_config("mnist-dcgan", loss="wgan-gp", train__steps=1, model__g_features=4, model__d_features=4)
+    cfg = tiny_config("mnist-dcgan", loss="wgan-gp", train__steps=1, model__g_features=4, model__d_features=4,
+                      model__d_norm="batchnorm")
     run = ganforge.train(cfg, tmp_path / "run")
     err = capsys.readouterr().err
     assert err.count("ganforge: warning: wgan-gp with BatchNorm in D") == 1

@@ -112,7 +112,8 @@ def test_config_checks():
 
 def test_resume_mid_schedule_gives_the_uninterrupted_runs_lrs_and_ema(tmp_path):
     sets = {"train.steps": 6, "log.progress": False, "eval.n": 200, "log.every": 1, "optim.lr_schedule": "linear",
-            "ema": 0.99, "ema_rampup": 0.05, "log.checkpoint_every": "3 steps", "log.sample_every": "3 steps"}
+            "optim.lr_decay_start": 0.0, "ema": 0.99, "ema_rampup": 0.05, "log.checkpoint_every": "3 steps",
+            "log.sample_every": "3 steps"}
     cfg = resolve_config("ring-8", overrides=sets)
     whole = ganforge.train(cfg, tmp_path / "w")
 

@@ -23,7 +23,8 @@ def _assert_same_losses(a, b, rtol=1e-4, atol=1e-5):
 @pytest.mark.parametrize("preset, extra", [
     ("mnist-mlp", {}),                                   # one D forward for real and fake, fused Adam
     ("mnist-mlp-tuned", {}),                             # dropout in D: two forwards; fused Adam; EMA
-    ("mnist-dcgan", {"train.batch_size": 16}),           # channels_last convolutions, BatchNorm
+    ("mnist-dcgan", {"train.batch_size": 16}),           # channels_last convolutions, one D forward
+    ("mnist-dcgan", {"train.batch_size": 16, "model.d_norm": "batchnorm"}),  # BatchNorm in D: two forwards
     ("mnist-mlp", {"r1": 1.0, "conditional": True}),     # R1 through the joint forward; labels concatenated
 ])
 def test_fast_path_gives_the_plain_paths_losses(preset, extra, tiny_config, tmp_path):
@@ -46,8 +47,8 @@ def test_which_discriminators_take_real_and_fake_in_one_forward():
         return rows_independent(cfg, build_discriminator(cfg.model, shape))
 
     assert ok("mnist-mlp") and ok("mnist-mlp-bn") and ok("mnist-mlp", conditional=True)
-    assert ok("mnist-dcgan", **{"model.d_norm": "none"})
-    assert not ok("mnist-dcgan")                                  # BatchNorm: batch statistics
+    assert ok("mnist-dcgan")                                      # D without BatchNorm
+    assert not ok("mnist-dcgan", **{"model.d_norm": "batchnorm"})  # BatchNorm: batch statistics
     assert not ok("mnist-mlp-tuned")                              # dropout: random draws per call
     assert not ok("mnist-mlp", spectral_norm=True)                # a power iteration per call
     assert not ok("mnist-mlp", diffaugment="translation")         # augmentation drawn per call

@@ -131,7 +131,8 @@ def plot(rows: list, path: Path) -> None:
         med = [statistics.median(r["ratio"] for r in rows if r["preset"] == preset and r["budget"] == b)
                for b in budgets]
         label = f"{DEFAULT_PRESET} (default)" if preset == "default" else preset
-        line, = ax.plot(budgets, med, marker="o", label=label)
+        line, = ax.plot(budgets, med, marker="o", label=label, lw=2.5 if preset == "default" else 1.5,
+                        zorder=3 if preset == "default" else 2)
         pts = [(r["budget"], r["ratio"]) for r in rows if r["preset"] == preset]
         ax.scatter(*zip(*pts), s=9, alpha=0.4, color=line.get_color())
     ax.axhline(1.0, color="k", lw=1, label="real vs real (floor)")

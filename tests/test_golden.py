@@ -17,7 +17,10 @@ pytestmark = pytest.mark.skipif(
 def test_golden_run_is_bit_identical(name, tmp_path, monkeypatch):
     # a private cache: the feature classifier is trained here, on one thread, as when recorded
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
-    want = json.loads(GOLDEN.read_text())["short"][name]
+    want = json.loads(GOLDEN.read_text()).get("short", {}).get(name)
+    if want is None:  # e.g. a preset changed on another CPU: its golden was dropped until recorded here
+        pytest.skip(f"no golden run '{name}' recorded for this environment ({environment()}): record it with "
+                    f"`python tests/golden.py --record --cases {name}`")
     got = run_case(name, tmp_path / "run")
     assert got["metrics"] == want["metrics"]
     assert got["grids"] == want["grids"]

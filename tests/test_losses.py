@@ -110,7 +110,7 @@ def test_loss_recommendations_sit_below_the_preset_and_the_user():
     from ganforge.config import resolve_config
     cfg = resolve_config("ring-8", overrides={"loss": "wgan-gp"})
     assert cfg.d_steps == 5                                   # recommended; the preset says nothing
-    assert cfg.optim.lr_g == pytest.approx(1e-4)              # the preset's own value wins
+    assert cfg.optim.lr_g == pytest.approx(5e-4)              # the preset's own value wins (wgan-gp: 1e-4)
     assert resolve_config("ring-8", overrides={"loss": "wgan-gp", "d_steps": 2}).d_steps == 2
     assert resolve_config("ring-8").d_steps == 1
 

@@ -18,8 +18,9 @@ fixed half of mnist5k, and the other half against the same half as the floor.
 Prints one row per run and one per (preset, budget) with the median and range over seeds, and saves
 FID / floor against seconds (log scale, the 2.5x target drawn) to --plot.
 
-`--conditional` trains with `--set conditional=true` and also reports, for each digit K, how often the
-domain classifier reads 500 samples (`--class-n`) of `sample --class K` as K (the worst K in the table).
+For a class-conditional generator (the default on labelled data, or any preset with `--conditional`, which
+trains with `--set conditional=true`) each row also reports, for each digit K, how often the domain
+classifier reads 500 samples (`--class-n`) of `sample --class K` as K (the worst K in the table).
 """
 
 from __future__ import annotations

@@ -57,8 +57,9 @@ def main() -> None:
     from ganforge.config import parse_set
 
     sets = parse_set(args.sets)
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} thread{'s' if args.threads > 1 else ''} per run, {args.jobs} runs at a time" + (f", --set {' '.join(args.sets)}" if args.sets else "") + "\n")
+    threads = f"{args.threads} thread{'s' if args.threads > 1 else ''} per run"
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, {threads}, "
+          f"{args.jobs} runs at a time" + (f", --set {' '.join(args.sets)}" if args.sets else "") + "\n")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         d = Path(args.keep or tmp)
         jobs = [pool.submit(_one, p, s, d, sets, args.threads) for p in args.presets for s in range(args.seeds)]

@@ -20,7 +20,9 @@ FID / floor against seconds (log scale, the 2.5x target drawn) to --plot.
 
 For a class-conditional generator (the default on labelled data, or any preset with `--conditional`, which
 trains with `--set conditional=true`) each row also reports, for each digit K, how often the domain
-classifier reads 500 samples (`--class-n`) of `sample --class K` as K (the worst K in the table).
+classifier reads 500 samples (`--class-n`) of `sample --class K` as K (the worst K in the table), and
+its 2,500 scored samples take the class proportions of the reference half (`--labels matched`, as ganforge's
+own evaluations do since 2026-12-02; `--labels random` draws them uniformly, the protocol before).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from throughput import matmul_peak  # noqa: E402
 import ganforge  # noqa: E402
 from ganforge.config import DEFAULT_PRESET, DataConfig, EvalConfig  # noqa: E402
 from ganforge.data import load_dataset  # noqa: E402
-from ganforge.metrics import evaluate, reference  # noqa: E402
+from ganforge.metrics import eval_labels, evaluate, reference  # noqa: E402
 
 PRESETS = ["default", "mnist-dcgan", "mnist-mlp-tuned"]
 TARGET = 2.5  # FID within 2.5x of the real-vs-real floor
@@ -53,8 +55,8 @@ TARGET = 2.5  # FID within 2.5x of the real-vs-real floor
 class Scorer:
     """The mnist_quality protocol: n generated images against a fixed half of mnist5k, per image size."""
 
-    def __init__(self, n: int = 2500, class_n: int = 500) -> None:
-        self.n, self.class_n, self.refs = n, class_n, {}
+    def __init__(self, n: int = 2500, class_n: int = 500, labels: str = "matched") -> None:
+        self.n, self.class_n, self.labels, self.refs = n, class_n, labels, {}
         half = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
         self.a, self.b = half[:n].sort().values, half[n:2 * n].sort().values
 
@@ -65,10 +67,22 @@ class Scorer:
             self.refs[size, channels] = ref, evaluate(data.x[self.b], ref)
         return self.refs[size, channels]
 
+    def samples(self, gan) -> tuple:
+        """``n`` samples of the fixed evaluation noise, with the reference and floor of their image size. A
+        conditional G draws them in the reference half's class proportions (``labels="matched"``, as
+        ganforge's own evaluations do) or with uniform random labels (``"random"``, the protocol before
+        2026-12-02: the label histogram's noise then reads as FID, ±0.27x on one checkpoint)."""
+        seed = EvalConfig().seed
+        ref, floor = self.floor_and_ref(gan.data_shape[-1], gan.data_shape[0])
+        y = None
+        if gan.n_classes:
+            y = eval_labels(self.n, gan.n_classes, ref, seed) if self.labels == "matched" else \
+                gan.labels(self.n, None, seed)
+        return gan.generate(gan.noise(self.n, seed=seed), y), ref, floor
+
     def __call__(self, run_dir: Path) -> dict:
         gan = ganforge.load(run_dir)
-        x = gan.generate(gan.noise(self.n, seed=EvalConfig().seed), gan.labels(self.n, None, EvalConfig().seed))
-        ref, floor = self.floor_and_ref(x.shape[-1], x.shape[1])
+        x, ref, floor = self.samples(gan)
         found = evaluate(x, ref)
         row = {"fid": found["fid"], "floor": floor["fid"], "ratio": found["fid"] / floor["fid"],
                "precision": found["precision"], "recall": found["recall"], "modes": found["modes_covered"],
@@ -77,7 +91,7 @@ class Scorer:
             hits = [float((ref.extractor(gan.sample(self.class_n, seed=K, labels=K) * 2 - 1)["probs"].argmax(1)
                            == K).double().mean()) for K in range(gan.n_classes)]
             row["class_acc"] = [round(h, 3) for h in hits]
-            row["worst_class_acc"], row["class_n"] = min(hits), self.class_n
+            row["worst_class_acc"], row["class_n"], row["labels"] = min(hits), self.class_n, self.labels
         return row
 
 
@@ -164,6 +178,9 @@ def main() -> None:
     ap.add_argument("--conditional", action="store_true", help="train with conditional=true; per-class accuracy")
     ap.add_argument("--class-n", type=int, default=500,
                     help="conditional runs: samples of each `sample --class K` read by the classifier")
+    ap.add_argument("--labels", choices=("matched", "random"), default="matched",
+                    help="class labels of a conditional G's 2,500 scored samples: the reference half's class "
+                         "proportions (ganforge's own evaluations) or uniform draws (the protocol before 2026-12-02)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every run, as in `ganforge train --set` (named in the rows' preset)")
     args = ap.parse_args()
@@ -174,7 +191,7 @@ def main() -> None:
         print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch "
               f"{torch.__version__}, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; default = {DEFAULT_PRESET}\n",
               flush=True)
-        scorer, rows = Scorer(class_n=args.class_n), []
+        scorer, rows = Scorer(class_n=args.class_n, labels=args.labels), []
         with tempfile.TemporaryDirectory() as tmp:
             d = args.keep or tmp
             for preset in args.presets.split(","):

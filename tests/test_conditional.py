@@ -93,3 +93,29 @@ def test_conditional_auto_follows_the_datas_labels(tmp_path, photo_folder):
     packed = ganforge.train(resolve_config("ring-8", overrides={"conditional": "auto", "train.steps": 2,
                                                                "log.progress": False}), tmp_path / "c")
     assert packed.load().n_classes == 0  # toy data, and D judges packs: auto means unconditional
+
+
+def test_matched_labels_take_the_reference_counts_by_largest_remainder():
+    from ganforge.models import matched_labels
+
+    def counts(y, k):
+        return torch.bincount(y, minlength=k).tolist()
+
+    assert counts(matched_labels(10, torch.tensor([5, 3, 2]), seed=3), 3) == [5, 3, 2]
+    assert counts(matched_labels(7, torch.ones(3), seed=0), 3) == [3, 2, 2]  # 7/3 each: ties go to the lower class
+    assert counts(matched_labels(5, torch.tensor([6, 3, 1]), seed=0), 3) == [3, 2, 0]  # shares 3, 1.5, 0.5
+    a, b = matched_labels(50, torch.ones(10), seed=1), matched_labels(50, torch.ones(10), seed=2)
+    assert torch.equal(a, matched_labels(50, torch.ones(10), seed=1)) and not torch.equal(a, b)
+    assert counts(a, 10) == counts(b, 10) == [5] * 10
+    with pytest.raises(ValueError):
+        matched_labels(4, torch.zeros(3), seed=0)
+
+
+def test_eval_labels_follow_the_reference_images_labels():
+    from types import SimpleNamespace
+
+    from ganforge.metrics import eval_labels
+
+    ref = SimpleNamespace(y=torch.tensor([0, 0, 0, 1, 2, 2]))  # proportions 1/2, 1/6, 1/3
+    assert torch.bincount(eval_labels(12, 3, ref, seed=0), minlength=3).tolist() == [6, 2, 4]
+    assert torch.bincount(eval_labels(12, 4, SimpleNamespace(), seed=0), minlength=4).tolist() == [3, 3, 3, 3]

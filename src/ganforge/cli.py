@@ -598,7 +598,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import write_atomic
     from .config import load_run_config, resolve_config
     from .data import load_dataset
-    from .metrics import evaluate, parse_names, real_baseline, reference
+    from .metrics import eval_labels, evaluate, parse_names, real_baseline, reference
 
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None and not run_dir.is_dir():
@@ -650,7 +650,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         found = {}
         if names or not tstr:
             z = gan.noise(n, seed, args.truncation)  # the in-training evaluation's draw (truncated when asked)
-            found = evaluate(gan.generate(z, gan.labels(n, None, seed)), ref, names)
+            y = eval_labels(n, gan.n_classes, ref, seed) if gan.n_classes else None  # the reference's class mix
+            found = evaluate(gan.generate(z, y), ref, names)
         if tstr:
             found.update(_tstr(gan, data, ref, tstr, n, seed))
         record = {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,

@@ -105,6 +105,17 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None, training: bo
 
 
 
+def eval_labels(n: int, n_classes: int, ref, seed: int) -> torch.Tensor:
+    """The class labels of ``n`` evaluation samples of a conditional G scored against ``ref``: the
+    reference images' class proportions (:func:`models.matched_labels`), uniform ones where it has no
+    labels. Same ``seed``, same labels: every evaluation of a run sees the same class mix."""
+    from ..models import matched_labels
+
+    y = getattr(ref, "y", None)
+    counts = torch.bincount(y, minlength=n_classes)[:n_classes] if y is not None else torch.ones(n_classes)
+    return matched_labels(n, counts if counts.sum() > 0 else torch.ones(n_classes), seed)
+
+
 def _fid_network_installed(find) -> bool:
     try:
         return find(None).is_file()

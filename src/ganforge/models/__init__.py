@@ -13,7 +13,7 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 
-__all__ = ["class_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+__all__ = ["class_labels", "matched_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -83,6 +83,23 @@ def class_labels(n: int, n_classes: int, seed: Optional[int] = None) -> torch.Te
     gen = torch.Generator()
     gen.manual_seed(seed + 1) if seed is not None else gen.seed()
     return torch.randint(n_classes, (n,), generator=gen)
+
+
+def matched_labels(n: int, counts: torch.Tensor, seed: int) -> torch.Tensor:
+    """``n`` class labels in the proportions of ``counts`` (a reference set's class histogram) — each class
+    gets its share of ``n``, rounded by largest remainder (ties to the lower class) — in an order shuffled
+    with ``seed + 1`` (as :func:`class_labels`). The evaluation's labels for a conditional G: its class mix is
+    the evaluator's choice, not something G learned, and uniform draws add the noise of the label
+    histogram (±√(n/K) a class), which the class-separating features of the domain classifier read as FID."""
+    counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    if counts.numel() == 0 or bool((counts < 0).any()) or float(counts.sum()) <= 0:
+        raise ValueError("matched_labels needs a non-empty histogram of non-negative counts")
+    share = n * counts / counts.sum()
+    per_class = share.floor().long()
+    order = torch.argsort(-(share - per_class), stable=True)
+    per_class[order[: n - int(per_class.sum())]] += 1
+    y = torch.repeat_interleave(torch.arange(counts.numel()), per_class)
+    return y[torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))]
 
 
 def noise(cfg: ModelConfig, n: int, device: Optional[torch.device] = None,

@@ -12,8 +12,8 @@ from typing import Dict
 
 import torch
 
-from ...metrics import evaluate, parse_names
-from ...models import class_labels, noise
+from ...metrics import eval_labels, evaluate, parse_names
+from ...models import noise
 from ..state import rng_state, save
 from .base import Duty
 
@@ -80,7 +80,8 @@ class EvaluateImages(Duty):
 
     @staticmethod
     def evaluate(t) -> None:
-        """``eval.n_train`` samples of the fixed evaluation noise (and seeded class labels), scored."""
+        """``eval.n_train`` samples of the fixed evaluation noise (and, conditional, seeded class labels in the
+        reference's class proportions: :func:`metrics.eval_labels`), scored."""
         rngs = t.world.gather(rng_state())  # collective: every rank comes here
         if not t.world.main:
             return
@@ -90,7 +91,7 @@ class EvaluateImages(Duty):
         try:
             with torch.no_grad():
                 z = noise(cfg.model, n, t.device, torch.Generator().manual_seed(cfg.eval.seed))
-                y = class_labels(n, t.n_classes, cfg.eval.seed).to(t.device) if t.n_classes else None
+                y = eval_labels(n, t.n_classes, t.ref, cfg.eval.seed).to(t.device) if t.n_classes else None
                 x = torch.cat([t.step_fn.generate(net, z[i: i + 500], y[i: i + 500] if y is not None else None)
                                .float().cpu() for i in range(0, n, 500)])
             score(t, x, rngs)

@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "and on labelled data modes and cs (classifier score), on the features of a "
                                    "domain classifier trained on the data (cached) or of Inception-v3 from disk; "
                                    "toy 1-D data - w1, ks, mean, std; 2-D mixtures - hq_fraction, modes_covered, "
-                                   "kl_modes. The noise is seeded, so the same checkpoint gives the same numbers. "
+                                   "kl_modes. The noise is seeded, so the same checkpoint gives the same numbers; a "
+                                   "conditional G gets seeded labels in the reference images' class proportions. "
                                    "--real-baseline scores one half of the data against the other: the floor a "
                                    "perfect generator would reach.")
     e.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="the run (optional with --real-baseline --data)")

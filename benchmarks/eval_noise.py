@@ -1,0 +1,65 @@
+"""How noisy is the speedrun / mnist_quality score of one checkpoint? FID / floor under several evaluation draws.
+
+    python benchmarks/eval_noise.py RUN_DIR_OR_CHECKPOINT [...] [--draws 5]
+
+For each checkpoint: the protocol's score (2,500 samples of the fixed evaluation noise against the fixed
+half of mnist5k, the other half as the floor) recomputed with `--draws` other noise seeds, for a
+conditional G once with each of three label choices: uniform random draws (the protocol before
+2026-12-02), exactly balanced (n/K a class) and the reference half's class counts ("matched", ganforge's
+evaluations now); then the fixed draw against `--draws` other random halves of mnist5k as reference
+(each with its own floor). Prints mean, standard deviation and the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speedrun import Scorer  # noqa: E402  (the same protocol)
+
+import ganforge  # noqa: E402
+from ganforge.config import DataConfig, EvalConfig  # noqa: E402
+from ganforge.data import load_dataset  # noqa: E402
+from ganforge.metrics import eval_labels, evaluate, reference  # noqa: E402
+
+
+def _summary(values: list) -> str:
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}x ({', '.join(f'{v:.2f}' for v in values)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--draws", type=int, default=5)
+    args = ap.parse_args()
+    scorer = Scorer()
+    for ck in args.checkpoints:
+        gan = ganforge.load(ck)
+        ref, floor = scorer.floor_and_ref(gan.data_shape[-1], gan.data_shape[0])
+        n, K = scorer.n, gan.n_classes
+        choices = {"random labels": lambda s: gan.labels(n, None, s), "balanced labels": lambda s: torch.arange(n) % K,
+                   "matched labels": lambda s: eval_labels(n, K, ref, s)} if K else {"unconditional": lambda s: None}
+        print(f"{ck} (step {gan.step}, {gan.source.name})", flush=True)
+        for name, labels in choices.items():
+            v = [evaluate(gan.generate(gan.noise(n, seed=1000 + s), labels(1000 + s)), ref)["fid"] / floor["fid"]
+                 for s in range(args.draws)]
+            print(f"  {args.draws} noise draws, {name}: {_summary(v)}", flush=True)
+        data = load_dataset(DataConfig(image_size=gan.data_shape[-1], channels=gan.data_shape[0]), verbose=False)
+        x = scorer.samples(gan)[0]
+        v = []
+        for s in range(1, args.draws + 1):
+            half = torch.randperm(len(data), generator=torch.Generator().manual_seed(s))
+            a, b = half[:n].sort().values, half[n:2 * n].sort().values
+            r = reference(data, EvalConfig(), x=data.x[a], y=data.y[a])
+            x_s = x if not K else gan.generate(gan.noise(n, seed=EvalConfig().seed), eval_labels(n, K, r, EvalConfig().seed))
+            v.append(evaluate(x_s, r)["fid"] / evaluate(data.x[b], r)["fid"])
+        print(f"  {args.draws} other reference halves (the protocol's draw, its labels): {_summary(v)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,8 @@
 Each preset trains on the embedded mnist5k with `--max-seconds BUDGET` (one process, all cores, its own
 defaults otherwise), then its generator (the EMA where the preset keeps one) is scored on the features
 of the domain classifier (LeNet trained on mnist5k, cached). Counts are equal on both sides so the
-numbers compare: 2,500 generated images (fixed evaluation noise) against a fixed half of mnist5k
+numbers compare: 2,500 generated images (fixed evaluation noise; a conditional G's labels in the reference
+half's class proportions) against a fixed half of mnist5k
 (2,500 images); the floor scores the other half of the real data against the same half.
 The project's goal: FID within 2.5x of the floor with all 10 digits covered, within 120 s on 2 cores.
 """

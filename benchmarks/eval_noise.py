@@ -50,14 +50,14 @@ def main() -> None:
                  for s in range(args.draws)]
             print(f"  {args.draws} noise draws, {name}: {_summary(v)}", flush=True)
         data = load_dataset(DataConfig(image_size=gan.data_shape[-1], channels=gan.data_shape[0]), verbose=False)
-        x = scorer.samples(gan)[0]
-        v = []
+        seed = EvalConfig().seed
+        z, v = gan.noise(n, seed=seed), []
         for s in range(1, args.draws + 1):
             half = torch.randperm(len(data), generator=torch.Generator().manual_seed(s))
             a, b = half[:n].sort().values, half[n:2 * n].sort().values
             r = reference(data, EvalConfig(), x=data.x[a], y=data.y[a])
-            x_s = x if not K else gan.generate(gan.noise(n, seed=EvalConfig().seed), eval_labels(n, K, r, EvalConfig().seed))
-            v.append(evaluate(x_s, r)["fid"] / evaluate(data.x[b], r)["fid"])
+            x = gan.generate(z, eval_labels(n, K, r, seed) if K else None)  # the protocol's draw, this half's class mix
+            v.append(evaluate(x, r)["fid"] / evaluate(data.x[b], r)["fid"])
         print(f"  {args.draws} other reference halves (the protocol's draw, its labels): {_summary(v)}", flush=True)
 
 

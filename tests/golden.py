@@ -7,7 +7,7 @@ their wall-clock fields, and a SHA-256 over every tensor and value of each check
 time left out). ``tests/test_golden.py`` compares the short budgets with ``tests/golden/<env>.json``.
 
 Floating-point results depend on the PyTorch build and the CPU's kernels, so goldens are stored per
-environment (torch version, CPU capability, thread count 1); record them for a new one with
+environment (torch version, CPU capability and vendor, thread count 1); record them for a new one with
 
     python tests/golden.py --record            # short budgets (the test's)
     python tests/golden.py --record --long     # a few hundred steps each (checked by hand: --check --long)
@@ -98,10 +98,23 @@ CASES: Dict[str, tuple] = {
 }
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor as the kernel reports it (GenuineIntel, AuthenticAMD, ...), or the platform's guess:
+    oneDNN and MKL choose other kernels on other vendors' chips of the same ISA, and their sums round
+    differently (an Intel AVX512 host did not reproduce one byte of the AMD AVX512 goldens)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> str:
     """The key goldens are stored under: what decides the floating-point results on CPU."""
     cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "unknown"
-    return f"torch-{torch.__version__.split('+')[0]}-{platform.machine()}-{cap}".lower()
+    return f"torch-{torch.__version__.split('+')[0]}-{platform.machine()}-{cap}-{cpu_vendor()}".lower()
 
 
 def golden_file() -> Path:

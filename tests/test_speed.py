@@ -39,11 +39,14 @@ def test_fast_path_gives_the_plain_paths_losses(preset, extra, tiny_config, tmp_
     fast = _train_lines(tiny_config(preset, **{**over, "train.fast": True}), tmp_path / "fast")
     _assert_same_losses(plain, fast)
     g_plain, g_fast = ganforge.load(tmp_path / "plain").generator, ganforge.load(tmp_path / "fast").generator
-    # Where a gradient is near zero, Adam's step is about lr·sign(g), so float rounding may flip one step
-    # of one weight: the weights agree within one step's size (the losses above within 1e-4).
+    # Where a gradient is near zero, Adam's step is about lr·sign(g), so float rounding may flip the sign of
+    # one step of a weight: +lr in one run, -lr in the other, 2·lr apart (an Intel AVX512 host showed 2 of
+    # 204,800 weights 1.16 lr apart). So: every weight within two steps' size, and few beyond one step.
     lr = max(plain[0]["lr_g"], plain[0]["lr_d"])
     for (name, p), q in zip(g_plain.state_dict().items(), g_fast.state_dict().values()):
-        assert torch.allclose(p.float(), q.float(), rtol=1e-3, atol=lr), name
+        assert torch.allclose(p.float(), q.float(), rtol=1e-3, atol=2 * lr), name
+        beyond_one_step = ~torch.isclose(p.float(), q.float(), rtol=1e-3, atol=lr)
+        assert int(beyond_one_step.sum()) <= max(2, p.numel() // 10_000), name
 
 
 def test_which_discriminators_take_real_and_fake_in_one_forward():

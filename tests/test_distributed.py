@@ -21,10 +21,11 @@ from ganforge.errors import GanforgeError
 pytestmark = pytest.mark.skipif(not tdist.is_available() or not tdist.is_gloo_available(),
                                 reason="this PyTorch build has no gloo backend")
 
-# mnist-dcgan, tiny: 128 digits at 32 px, narrow nets, batch 8 per process (16 per step)
+# mnist-dcgan, tiny: 128 digits at 32 px, narrow nets, batch 8 per process (16 per step), unconditional
+# (the preset is class-conditional on labelled data; the golden case ddp-2 runs it so under two processes)
 TINY = {"data.limit": 128, "train.batch_size": 8, "train.epochs": None, "model.g_features": 8,
         "model.d_features": 8, "log.every": 1, "log.progress": False, "log.sample_every": "2 steps",
-        "log.checkpoint_every": "2 steps"}
+        "log.checkpoint_every": "2 steps", "conditional": False}
 
 
 def _free_port() -> int:

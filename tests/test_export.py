@@ -26,7 +26,8 @@ QUICK = {"train.batch_size": 8, "train.epochs": None, "train.steps": 1, "log.pro
 ARCHS = {
     "mlp-batchnorm": ("mnist-mlp-bn", {"data.limit": 64}),
     "mlp-conditional": ("mnist-mlp-tuned", {"data.limit": 64, "conditional": True}),
-    "dcgan-32": ("mnist-dcgan", {"data.limit": 64, "model.g_features": 4, "model.d_features": 4}),
+    "dcgan-32": ("mnist-dcgan", {"data.limit": 64, "model.g_features": 4, "model.d_features": 4,
+                                 "conditional": False}),
     "dcgan-32-conditional": ("mnist-dcgan", {"data.limit": 64, "model.g_features": 4, "model.d_features": 4,
                                              "conditional": True}),
     "dcgan-64-rgb": ("dcgan", {"model.g_features": 4, "model.d_features": 4}),

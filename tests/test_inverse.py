@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inverse-runs")
     photos = write_example_folder(root / "photos")
     kinds = {"mlp": ("mnist-mlp", {}), "conv-conditional": ("mnist-conv", {**SMALL, "conditional": "true"}),
-             "mlp-bn": ("mnist-mlp-bn", {}), "dcgan-32": ("mnist-dcgan", SMALL),
+             "mlp-bn": ("mnist-mlp-bn", {}), "dcgan-32": ("mnist-dcgan", {**SMALL, "conditional": "false"}),
              "dcgan-rgb": ("dcgan", {**SMALL, "data.name": str(photos), "data.limit": None}),
              "toy": ("ring-8", {"data.limit": None})}
     return {name: ganforge.train(resolve_config(preset, overrides={**QUICK, **sets}), root / name).dir

@@ -19,12 +19,11 @@ import copy
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speedrun import Scorer  # noqa: E402
 
 import ganforge  # noqa: E402
+from ganforge.config import parse_set  # noqa: E402
 from ganforge.metrics import evaluate  # noqa: E402
 from ganforge.train.step import ema_decay, update_ema  # noqa: E402
 
@@ -56,8 +55,8 @@ def main() -> None:
             snaps[step] = {**{k: copy.deepcopy(m.state_dict()) for k, m in emas.items()},
                            "G's own": copy.deepcopy(G.state_dict())}
 
-    sets = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.sets)}
-    cfg = ganforge.resolve_config(overrides={"seed": args.seed, "train.max_seconds": args.seconds, **sets})
+    cfg = ganforge.resolve_config(overrides={"seed": args.seed, "train.max_seconds": args.seconds,
+                                             **parse_set(args.sets)})
     run = ganforge.train(cfg, args.out, on_step=on_step)
     scorer, gan = Scorer(), ganforge.load(args.out)
     x, ref, floor = scorer.samples(gan)

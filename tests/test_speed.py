@@ -20,8 +20,9 @@ def _assert_same_losses(a, b, rtol=1e-4, atol=1e-5):
             assert y[k] == pytest.approx(x[k], rel=rtol, abs=atol), (x["step"], k)
 
 
-# unconditional, as the preset was before it took class labels (the labels' path: the last case)
-DCGAN_ADAM = {"optim.lr_g": 2e-4, "optim.lr_d": 2e-4, "optim.betas": [0.5, 0.999], "conditional": False}
+# unconditional and without R1, as the preset was before it took class labels and the penalty (the labels'
+# and R1's path: the last case)
+DCGAN_ADAM = {"optim.lr_g": 2e-4, "optim.lr_d": 2e-4, "optim.betas": [0.5, 0.999], "conditional": False, "r1": 0.0}
 
 
 @pytest.mark.parametrize("preset, extra", [

@@ -94,7 +94,7 @@ def test_config_warnings_are_printed_and_logged_once(tiny_config, tmp_path, caps
 
     import ganforge
 
-    cfg = tiny_config("mnist-dcgan", loss="wgan-gp", train__steps=1, model__g_features=4, model__d_features=4,
+    cfg = tiny_config("mnist-dcgan", loss="wgan-gp", r1=0.0, train__steps=1, model__g_features=4, model__d_features=4,
                       model__d_norm="batchnorm")
     run = ganforge.train(cfg, tmp_path / "run")
     err = capsys.readouterr().err

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,9 @@ class Scorer:
 
 def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False,
               sets: tuple = ()) -> dict:
-    run_dir = root / f"{preset}{'-set' if sets else ''}-{budget:g}-{seed}"
+    # each lever gets its own run dir, so two --set values kept under one --keep do not collide
+    lever = "".join(f"-{re.sub(r'[^A-Za-z0-9.]+', '_', item)}" for item in sets)
+    run_dir = root / f"{preset}{lever}-{budget:g}-{seed}"
     cmd = [sys.executable, "-m", "ganforge", "train", "--max-seconds", f"{budget:g}", "--seed", str(seed),
            "--run-dir", str(run_dir), "--quiet"]
     if preset != "default":

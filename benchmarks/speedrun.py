@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rundirs import run_dir_name  # noqa: E402
 from throughput import matmul_peak  # noqa: E402
 
 import ganforge  # noqa: E402
@@ -98,9 +98,7 @@ class Scorer:
 
 def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False,
               sets: tuple = ()) -> dict:
-    # each lever gets its own run dir, so two --set values kept under one --keep do not collide
-    lever = "".join(f"-{re.sub(r'[^A-Za-z0-9.]+', '_', item)}" for item in sets)
-    run_dir = root / f"{preset}{lever}-{budget:g}-{seed}"
+    run_dir = root / run_dir_name(preset, sets, f"{budget:g}", seed)
     cmd = [sys.executable, "-m", "ganforge", "train", "--max-seconds", f"{budget:g}", "--seed", str(seed),
            "--run-dir", str(run_dir), "--quiet"]
     if preset != "default":

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rundirs import run_dir_name  # noqa: E402
+
 TOY_PRESETS = ["gaussian-1d", "gaussian-1d-mlp", "ring-8", "grid-25"]
 
 _ONE = r"""
@@ -38,8 +41,8 @@ print(json.dumps({"seconds": run.elapsed, "step": run.step, **run.final_metrics}
 
 
 def _one(preset: str, seed: int, root: Path, sets: dict, threads: int = 1) -> dict:
-    p = subprocess.run([sys.executable, "-c", _ONE, preset, str(seed), str(root / f"{preset}-{seed}"),
-                        json.dumps(sets), str(threads)],
+    run_dir = root / run_dir_name(preset, (f"{k}={v}" for k, v in sets.items()), seed)
+    p = subprocess.run([sys.executable, "-c", _ONE, preset, str(seed), str(run_dir), json.dumps(sets), str(threads)],
                        capture_output=True, text=True, check=True)
     return {"preset": preset, "seed": seed, **json.loads(p.stdout.strip().splitlines()[-1])}
 

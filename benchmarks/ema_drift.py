@@ -25,7 +25,7 @@ from speedrun import Scorer  # noqa: E402
 import ganforge  # noqa: E402
 from ganforge.config import parse_set  # noqa: E402
 from ganforge.metrics import evaluate  # noqa: E402
-from ganforge.train.step import ema_decay, update_ema  # noqa: E402
+from ganforge.training.step import ema_decay, update_ema  # noqa: E402
 
 CAPS = {"half-life 693": 0.999, "300": 0.5 ** (1 / 300), "150": 0.5 ** (1 / 150), "75": 0.5 ** (1 / 75)}
 

@@ -33,7 +33,7 @@ import torch
 
 import ganforge
 from ganforge.data import load_mnist5k, subset
-from ganforge.inverse import parse_mask
+from ganforge.repair import parse_mask
 from ganforge.metrics.features import domain_classifier
 
 LIMIT = 4000

@@ -51,7 +51,7 @@ if os.environ.get("SOAK_FULL_DISK"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     torch.save = full
 if os.environ.get("SOAK_SLOW_APPEND"):
-    from ganforge.train import runlog
+    from ganforge.training import runlog
     class Slow:
         def __init__(self, f): self.f = f
         def write(self, text):

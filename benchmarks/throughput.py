@@ -200,7 +200,7 @@ def gemm_plan(cfg, shape) -> "tuple[list, int]":
     rows, layer widths; D's real and fake in one product of 2B rows where ganforge does one pass), as
     closures on preallocated tensors — forward addmm, input-gradient mm, weight-gradient mm — and
     their FLOPs (the count the model FLOP/s column uses)."""
-    from ganforge.train.step import rows_independent
+    from ganforge.training.step import rows_independent
 
     G, D = build_generator(cfg.model, shape), build_discriminator(cfg.model, shape)
     g_layers, d_layers = linear_layers(G, noise(cfg.model, 1)), linear_layers(D, torch.zeros(1, *shape))

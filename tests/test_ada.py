@@ -8,7 +8,7 @@ import ganforge
 from ganforge.augment import diff_augment
 from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
-from ganforge.train.duties.ada import adjust, budget_kimg
+from ganforge.training.duties.ada import adjust, budget_kimg
 
 
 def test_adjust_by_hand():

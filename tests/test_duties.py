@@ -10,11 +10,12 @@ import torch
 from ganforge.config import resolve_config
 from ganforge.diagnostics import Diagnostics
 from ganforge.dist import World
-from ganforge.train import loop
-from ganforge.train.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses, rank, rank_key
-from ganforge.train.setup import Training
-from ganforge.train.state import TrainState
-from ganforge.train.step import StepOut
+from ganforge.training import loop
+from ganforge.metric_spec import rank, rank_key
+from ganforge.training.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses
+from ganforge.training.context import Training
+from ganforge.training.state import TrainState
+from ganforge.training.step import StepOut
 
 
 class Clock:
@@ -53,7 +54,7 @@ def _training(total=None, **sets):
     clock = Clock()
     state = TrainState(nets, batches, Diagnostics("nonsaturating", 2), fixed_z=torch.zeros(1, 2),
                        acc=torch.zeros(4), meta={}, clock=clock)
-    t = Training(cfg, World(), torch.device("cpu"), Path("."), None, 0, None, False, state, None, SimpleNamespace(),
+    t = Training(cfg, World(), torch.device("cpu"), Path("."), None, 0, None, False, state, None,
                  total, resumed=False, warnings=[], log=FakeLog())
     return t, clock
 
@@ -150,7 +151,7 @@ def test_budget_stops_by_steps_time_and_signal():
         assert t.stop == "signal"
     finally:
         b.close(t)
-    assert t.run.signal == 15
+    assert t.signal == 15
 
 
 def test_log_losses_averages_since_the_last_line_and_asks_for_rollback_on_nan():

@@ -120,7 +120,7 @@ def test_a_failed_write_is_one_line_and_exit_1_from_the_cli(tmp_path, monkeypatc
 
 
 def test_a_failed_metrics_append_stops_cleanly(tmp_path, monkeypatch):
-    from ganforge.train import runlog
+    from ganforge.training import runlog
 
     class Full:
         def __init__(self, f):

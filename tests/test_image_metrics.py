@@ -200,7 +200,7 @@ def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     assert out["features"].shape == (2, 2048)
     from ganforge.metrics import evaluate
     from ganforge.metrics.image import ImageReference
-    from ganforge.train.duties.evaluate import rank
+    from ganforge.metric_spec import rank
     ref = ImageReference(torch.rand(3, 1, 32, 32) * 2 - 1, None, ext, "noise")
     found = evaluate(torch.rand(3, 1, 32, 32) * 2 - 1, ref, ["fid"])
     assert list(found) == ["fd_imagenet_inception", "features"]  # never reported as FID

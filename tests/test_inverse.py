@@ -13,7 +13,8 @@ import ganforge
 from ganforge.cli import main
 from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
-from ganforge.inverse import contextual_weights, lr_ramp, noise_scale, parse_mask, poisson_blend
+from ganforge.inverse import contextual_weights, lr_ramp, noise_scale, poisson_blend
+from ganforge.repair import parse_mask
 
 QUICK = {"train.batch_size": 16, "train.epochs": None, "train.steps": 2, "log.progress": False, "eval.every": "off",
          "data.limit": 64, "train.max_seconds": None}

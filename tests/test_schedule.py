@@ -8,9 +8,9 @@ import torch
 import ganforge
 from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
-from ganforge.train.duties import Schedule
-from ganforge.train.duties.schedule import lr_factor, progress
-from ganforge.train.step import ema_decay, update_ema
+from ganforge.training.duties import Schedule
+from ganforge.training.duties.schedule import lr_factor, progress
+from ganforge.training.step import ema_decay, update_ema
 from test_duties import _training
 
 

@@ -5,7 +5,7 @@ import torch
 
 import ganforge
 from ganforge.models import build_discriminator
-from ganforge.train.step import cpu_has_native_bf16, rows_independent
+from ganforge.training.step import cpu_has_native_bf16, rows_independent
 
 
 def _train_lines(cfg, run_dir):

@@ -9,7 +9,7 @@ from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
 from ganforge.losses import build_loss, d_bce
 from ganforge.models import MLPDiscriminator, spectral_normalise
-from ganforge.train.step import instance_noise
+from ganforge.training.step import instance_noise
 
 
 def _sig(v):

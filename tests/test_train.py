@@ -130,7 +130,7 @@ def test_load_and_sample(tiny_config, tmp_path):
 
 def test_ema_is_the_decayed_average():
     from torch import nn
-    from ganforge.train.step import update_ema
+    from ganforge.training.step import update_ema
     model, ema = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         ema.weight.fill_(0.0)

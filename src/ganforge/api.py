@@ -5,28 +5,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-import sys
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import latest_checkpoint, load_checkpoint, load_latest_good, write_atomic
-from .config import TOY_DATA, Config, build_config
+from . import training
+from .checkpoint import latest_checkpoint, load_checkpoint, load_latest_good
+from .config import TOY_DATA, Config, build_config, load_run_config
 from .data import to_unit
+from .dist import resolve_device
 from .errors import GanforgeError
-from .models import build_generator, class_labels, noise
+from .inverse import Inpainting, inpaint, search
+from .logs import log
+from .metric_spec import rank, rank_key
+from .models import build_generator, class_labels, interpolate_latents, noise
 
 PathLike = Union[str, Path]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is bad input."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 _TORN_SAID: set = set()  # (metrics file, line): each torn line is reported once per process
@@ -52,8 +48,6 @@ class Run:
     def __post_init__(self) -> None:
         self.dir = Path(self.dir)
         if self.config is None:  # opened from disk
-            from .config import load_run_config
-
             if not self.dir.is_dir():
                 raise GanforgeError(f"no such run dir: {self.dir}")
             if not (self.dir / "config.yaml").is_file():
@@ -81,8 +75,8 @@ class Run:
             except ValueError:  # a line cut short by a crash mid-write: everything before it is good
                 if (str(path), i) not in _TORN_SAID:
                     _TORN_SAID.add((str(path), i))
-                    print(f"ganforge: warning: {path} line {i} is torn (a kill in the middle of a write); it is "
-                          f"left out (--resume rewrites it)", file=sys.stderr)
+                    log.warning(f"{path} line {i} is torn (a kill in the middle of a write); it is "
+                                f"left out (--resume rewrites it)")
         return out
 
     @property
@@ -109,6 +103,20 @@ class Run:
     def load(self, device: str = "cpu", checkpoint: Optional[PathLike] = None) -> "LoadedGAN":
         """The generator of this run's latest good checkpoint (or of ``checkpoint``)."""
         return load(checkpoint if checkpoint is not None else self.dir, device=device)
+
+
+def train(config: Config, run_dir: Optional[PathLike] = None, *, resume: bool = False,
+          on_step: Optional[Callable[[int, nn.Module, nn.Module], None]] = None) -> Run:
+    """Train G and D as ``config`` says, writing everything into ``run_dir``; return the :class:`Run`.
+
+    ``resume=True`` continues ``run_dir`` from its latest checkpoint; ``config`` may differ from the
+    run's saved config only in budgets, logging and device. ``on_step(step, G, D)`` is called after
+    every step (for inspection or experiments; it runs inside the loop, so keep it cheap).
+    """
+    t = training.run(config, run_dir, resume=resume, on_step=on_step)
+    s = t.state
+    return Run(t.run_dir, t.cfg, s.step, s.epoch, s.elapsed(), stopped_by=t.stop or "budget", signal=t.signal,
+               rank=t.world.rank, final_metrics=t.final_metrics)
 
 
 class LoadedGAN:
@@ -228,8 +236,6 @@ class LoadedGAN:
         other; returns (rows, steps, *sample shape) in the units of :meth:`sample`. ``spherical`` (default:
         True for Gaussian z, False for uniform z) picks slerp or lerp. Conditional generators hold one
         class per row (``labels``: one int, or one per row; default random)."""
-        from .models import interpolate_latents
-
         if rows < 1:
             raise GanforgeError(f"number of rows must be >= 1, got {rows}")
         if spherical is None:
@@ -250,17 +256,13 @@ class LoadedGAN:
         """Project real images ``x`` (N, C, H, W in [0, 1], the generator's shape) into z: returns a
         :class:`~ganforge.inverse.Projection` (G(z) in [0, 1], z, y for conditional runs, distance). G is
         frozen: eval mode, no gradient into its weights. See :mod:`ganforge.inverse` for the search."""
-        from .inverse import search
-
         return search(self, x, None, steps=steps, restarts=restarts, seed=seed, features=features,
                       progress=progress, **kw)
 
     def inpaint(self, x: torch.Tensor, mask: torch.Tensor, steps: int = 200, restarts: int = 4, seed: int = 0,
-                progress: bool = False, **kw):
+                progress: bool = False, **kw) -> Inpainting:
         """Fill the missing pixels (``mask`` (N or 1, 1, H, W): 1 known, 0 missing) of ``x`` from G: returns
         an :class:`~ganforge.inverse.Inpainting` (filled images, known pixels as given; G(z); z; y; distance)."""
-        from .inverse import inpaint
-
         return inpaint(self, x, mask, steps=steps, restarts=restarts, seed=seed, progress=progress, **kw)
 
 
@@ -279,8 +281,6 @@ def _chunk_slices(start: int, n: int, draw) -> List[torch.Tensor]:
 
 def _chunk_generator(seed: int, chunk: int, stream: int) -> torch.Generator:
     """The generator of one chunk of the sampling sequence (stream 0: z, 1: class labels)."""
-    import numpy as np
-
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk, stream]).generate_state(1)[0]))
 
 
@@ -292,7 +292,7 @@ def _load_state(path: Path) -> Tuple[Path, Dict[str, Any], Optional[str]]:
             raise GanforgeError(f"no checkpoint in run dir {path} (expected {path / 'checkpoints'}/step-*.pt)")
         ckpt, state, skipped = load_latest_good(path / "checkpoints")
         for problem in skipped:
-            print(f"ganforge: warning: {problem}; using {ckpt} instead", file=sys.stderr)
+            log.warning(f"{problem}; using {ckpt} instead")
         return _best_if_last_is_worse(path, ckpt, state)
     if not path.exists():
         raise GanforgeError(f"no such run dir or checkpoint: {path}")
@@ -305,8 +305,6 @@ def _best_if_last_is_worse(run_dir: Path, ckpt: Path, state: Dict[str, Any]) -> 
     """``checkpoints/best.pt`` instead of the newest checkpoint when the run scored the newest one and it
     came out worse than the (older) best (by the run's ``eval.best``; toy runs by their own order); otherwise the
     newest, as it is."""
-    from .train.duties.evaluate import rank, rank_key
-
     best_path, step = run_dir / "checkpoints" / "best.pt", int(state.get("step", 0))
     try:
         best = json.loads((best_path.with_suffix(".json")).read_text())
@@ -346,15 +344,6 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
                     state.get("fixed_z"))
     gan.chosen = why
     return gan
-
-
-def export(source: PathLike, out: PathLike) -> Path:
-    """Write the generator of a run dir or checkpoint (EMA weights when present) as ONNX (``.onnx``),
-    TorchScript (``.pt``) or ``.safetensors`` (which :func:`load` and ``ganforge sample`` read), verified
-    against ganforge's own sampling before it is written; see :mod:`ganforge.exports`."""
-    from .exports import export_verified
-
-    return export_verified(source, out)[0]
 
 
 def _read_export(path: Path) -> Dict[str, Any]:

@@ -19,6 +19,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
+from . import metric_spec
+from .checkpoint import write_atomic
 from .errors import GanforgeError
 from .losses import RECOMMENDED
 
@@ -577,13 +579,12 @@ def _validate(cfg: Config) -> None:
     if not 0 <= cfg.model.d_dropout < 1:
         raise GanforgeError(f"config key 'model.d_dropout' must be in [0, 1), got {cfg.model.d_dropout}")
     _validate_images(cfg)
-    outputs = {"fid": "fid", "kid": "kid", "precision": "pr", "recall": "pr", "density": "dc", "coverage": "dc",
-               "modes_covered": "modes", "kl_modes": "modes", "classifier_score": "cs"}
+    outputs = metric_spec.best_choices()  # output key → the metric that computes it
     train_metrics = [n.strip() for n in cfg.eval.train_metrics.split(",") if n.strip()]
     for n in train_metrics:
-        if n not in set(outputs.values()):
+        if n not in metric_spec.training_metrics():
             raise GanforgeError(f"config key 'eval.train_metrics': unknown image metric '{n}'; "
-                                f"choose from {', '.join(sorted(set(outputs.values())))}")
+                                f"choose from {', '.join(sorted(metric_spec.training_metrics()))}")
     if cfg.eval.best not in outputs:
         raise GanforgeError(f"config key 'eval.best' must be one of {', '.join(outputs)}, got '{cfg.eval.best}'")
     if outputs[cfg.eval.best] not in train_metrics:
@@ -625,10 +626,9 @@ def _validate_images(cfg: "Config") -> None:
                            ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):
             if value:
                 raise GanforgeError(f"{key} applies to the MLP models, not model.arch dcgan")
-        from .models.dcgan import SIZES  # here: the models package imports this module
-        if d.image_size is not None and d.image_size not in SIZES:
-            raise GanforgeError(f"model.arch dcgan needs data.image_size {', '.join(map(str, SIZES[:-1]))} or "
-                                f"{SIZES[-1]}, got {d.image_size}")
+        if d.image_size is not None and d.image_size not in DCGAN_SIZES:
+            raise GanforgeError(f"model.arch dcgan needs data.image_size {', '.join(map(str, DCGAN_SIZES[:-1]))} or "
+                                f"{DCGAN_SIZES[-1]}, got {d.image_size}")
 
 
 def config_warnings(cfg: "Config") -> List[str]:
@@ -650,6 +650,7 @@ def config_warnings(cfg: "Config") -> List[str]:
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh")
 TOY_DATA = ("gaussian-1d", "ring-8", "grid-25")
+DCGAN_SIZES = (28, 32, 64, 128)  # image sides the DCGAN nets are built for (models.dcgan reads it)
 
 
 def activations(spec: str, layers: int) -> Tuple[str, ...]:
@@ -736,7 +737,5 @@ def load_run_config(run_dir: Path) -> Config:
 
 
 def save_yaml(cfg: Config, path: Path) -> None:
-    from .checkpoint import write_atomic  # readers never see half a config.yaml
-
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     write_atomic(path, lambda f: f.write(text.encode()))

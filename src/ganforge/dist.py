@@ -16,8 +16,16 @@ from typing import Any, Dict, List
 import torch
 import torch.distributed as tdist
 
-from .api import resolve_device
 from .errors import GanforgeError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is bad input."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
 
 
 @dataclass

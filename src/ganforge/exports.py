@@ -30,12 +30,16 @@ from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from ._version import __version__
 from .api import LoadedGAN, load
 from .checkpoint import write_atomic
 from .data import to_unit
 from .errors import ExportMismatch, GanforgeError
+from .models import build_generator
 
 OPSET = 18
 TOLERANCE = 1e-4
@@ -52,13 +56,11 @@ class Sampler(nn.Module):
 
     def forward(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = self.G(z, y) if self.conditional else self.G(z)
-        return ((x + 1) / 2).clamp(0, 1) if self.image else x
+        return to_unit(x) if self.image else x
 
 
 def metadata(gan: LoadedGAN) -> Dict[str, str]:
     """What a user of the exported file needs to know, as strings."""
-    from . import __version__
-
     config = json.dumps(gan.config.to_dict(), sort_keys=True)
     return {
         "producer": "ganforge", "ganforge_version": __version__, "kind": "image" if gan.is_image else "toy",
@@ -70,6 +72,13 @@ def metadata(gan: LoadedGAN) -> Dict[str, str]:
         "step": str(gan.step), "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
         "config": config,
     }
+
+
+def export(source: Union[str, Path], out: Union[str, Path]) -> Path:
+    """Write the generator of a run dir or checkpoint (EMA weights when present) as ONNX (``.onnx``),
+    TorchScript (``.pt``) or ``.safetensors`` (which :func:`ganforge.load` and ``ganforge sample`` read),
+    verified against ganforge's own sampling before it is written."""
+    return export_verified(source, out)[0]
 
 
 def export_verified(source: Union[str, Path], out: Union[str, Path], seed: int = 0) -> Tuple[Path, float]:
@@ -152,21 +161,16 @@ def _torchscript(gan: LoadedGAN, z, y) -> Tuple[bytes, Callable]:
 
 
 def _safetensors(gan: LoadedGAN, z, y) -> Tuple[bytes, Callable]:
-    from safetensors.torch import save
-
     tensors = {k: v.detach().cpu().contiguous() for k, v in gan.generator.state_dict().items()}
     meta = {"format": "ganforge-generator", "config": json.dumps(gan.config.to_dict()),
             "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step),
             "n_classes": str(gan.n_classes), "classes": json.dumps(gan.classes)}
 
     def run(blob: bytes, z, y):
-        from safetensors.torch import load as load_bytes
-
-        from .models import build_generator
         G = build_generator(gan.config.model, gan.data_shape, gan.n_classes)
-        G.load_state_dict(load_bytes(blob))
+        G.load_state_dict(load_safetensors_bytes(blob))
         return Sampler(G, gan.is_image, bool(gan.n_classes))(z, y).detach()
-    return save(tensors, metadata=meta), run
+    return save_safetensors(tensors, metadata=meta), run
 
 
 def _require_onnx() -> None:

@@ -15,8 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import write_atomic
+from .data import from_unit
+from .data.folder import scan
 from .errors import GanforgeError
-from .metrics.features import Extractor, fid_inception
+from .metrics.features import Extractor, domain_classifier, fid_inception
 from .metrics.image import fid_from_stats, kid, precision_recall
 
 
@@ -28,11 +31,10 @@ def _batches_of(path: Path, batch: int = 50) -> Iterator[torch.Tensor]:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise GanforgeError(f"{path} must hold images N x C x H x W with C 1 or 3, got shape {list(x.shape)}")
         for i in range(0, x.shape[0], batch):
-            yield torch.from_numpy(np.array(x[i: i + batch], dtype=np.float32)) * 2 - 1
+            yield from_unit(torch.from_numpy(np.array(x[i: i + batch], dtype=np.float32)))
         return
     from PIL import Image
 
-    from .data.folder import scan
     files, _, _ = scan(path)
     if not files:
         raise GanforgeError(f"{path} holds no image files")
@@ -93,14 +95,11 @@ def compare(a: Path, b: Path, features: str = "inception", weights: Optional[str
         out.update(kid(f_a, f_b))
         out.update(precision_recall(f_a, f_b))
     if save_stats is not None:
-        from .checkpoint import write_atomic
         write_atomic(save_stats, lambda fh: np.savez(fh, mu=mu_a.numpy(), sigma=s_a.numpy()))
     return out
 
 
 def _classifier_for(a: Path) -> Extractor:
-    from .data.folder import scan
-    from .metrics.features import domain_classifier
 
     if a.suffix in (".npy", ".npz"):
         raise GanforgeError("--features classifier trains on the first source's labels: give a folder with one "

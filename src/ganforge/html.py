@@ -7,23 +7,22 @@ import base64
 import html
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .api import Run
+from .api import Run, load
 from .checkpoint import write_atomic
 from .config import TOY_DATA
+from .data import load_dataset
 from .errors import GanforgeError
-from .report import METRIC_LABELS, grid_step, plot_curves
+from .logs import log
+from .metric_spec import columns, is_score, label
+from .metrics import real_baseline
+from .models import grid_labels
+from .report import grid_step, plot_curves, save_grid, save_toy_plot
 
-# Columns of the metric table, in this order when present; other numeric keys follow.
-_COLUMNS = ("fid", "kid", "precision", "recall", "density", "coverage", "modes_covered", "kl_modes",
-            "classifier_score", "w1", "ks", "mean", "std", "hq_fraction")
-_SKIP = {"step", "epoch", "kind", "n", "n_ref", "seed", "modes_total", "kid_std", "features", "features_info",
-         "checkpoint", "data"}
 MAX_TIMELINE = 12
 
 
@@ -66,11 +65,11 @@ def metric_rows(run: Run, floor: Optional[Dict[str, Any]]) -> List[Dict[str, Any
 
 
 def _table(rows: List[Dict[str, Any]]) -> str:
-    keys = [k for k in _COLUMNS if any(k in r for r in rows)]
+    keys = [k for k in columns() if any(k in r for r in rows)]
     for r in rows:
-        keys += [k for k, v in r.items() if k not in keys and k not in _SKIP and k != "label"
+        keys += [k for k, v in r.items() if k not in keys and is_score(k) and k != "label"
                  and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    head = "".join(f'<th title="{html.escape(METRIC_LABELS.get(k, k))}">{html.escape(k)}</th>' for k in keys)
+    head = "".join(f'<th title="{html.escape(label(k))}">{html.escape(k)}</th>' for k in keys)
     body = []
     for r in rows:
         cls = ' class="floor"' if r.get("kind") == "real-baseline" else ""
@@ -82,8 +81,6 @@ def _table(rows: List[Dict[str, Any]]) -> str:
 
 def _floor(run: Run, verbose: bool) -> Optional[Dict[str, Any]]:
     """The real-vs-real floor at the in-training evaluation's count (or None when no metric applies)."""
-    from .data import load_dataset
-    from .metrics import real_baseline
 
     toy = run.config.data.name in TOY_DATA
     data = load_dataset(run.config.data)
@@ -91,16 +88,12 @@ def _floor(run: Run, verbose: bool) -> Optional[Dict[str, Any]]:
     try:
         return real_baseline(data, run.config.eval, n, names=None, verbose=verbose)
     except GanforgeError as e:  # e.g. an unlabelled folder without Inception weights
-        print(f"ganforge: note: no real-vs-real floor in the report: {e}", file=sys.stderr)
+        log.info(f"note: no real-vs-real floor in the report: {e}")
         return None
 
 
 def _best_picture(run: Run) -> Optional[Path]:
     """``RUN/best.png``: the fixed-noise picture of ``checkpoints/best.pt`` (the best evaluation's G)."""
-    from .api import load
-    from .data import load_dataset
-    from .models import grid_labels
-    from .report import save_grid, save_toy_plot
 
     best = run.dir / "checkpoints" / "best.pt"
     if not best.exists():
@@ -142,6 +135,36 @@ tr.floor { background: #eef6ee; } pre { background: #f7f7f7; padding: 1em; overf
 """
 
 
+def _pictures(run: Run) -> str:
+    """The final, best and real pictures as figures."""
+    final = run.dir / "final.png" if (run.dir / "final.png").exists() else run.last_grid
+    out = []
+    for path, caption in ((final, f"final: step {run.step} (fixed noise{', EMA of G' if run.config.ema else ''})"),
+                          (_best_picture(run), "best evaluation (checkpoints/best.pt)"),
+                          (run.dir / "samples" / "real.png", "real data")):
+        if path is not None and path.exists():
+            out.append(f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return "".join(out)
+
+
+def _timeline(grids: List[Path]) -> str:
+    """At most MAX_TIMELINE grids, evenly spaced, first and last kept."""
+    if len(grids) > MAX_TIMELINE:
+        idx = sorted({round(i * (len(grids) - 1) / (MAX_TIMELINE - 1)) for i in range(MAX_TIMELINE)})
+        grids = [grids[i] for i in idx]
+    return "".join(f"<figure>{_img(p, p.stem)}<figcaption>step {grid_step(p)}</figcaption></figure>" for p in grids)
+
+
+def _note(rows: List[Dict[str, Any]], toy: bool) -> str:
+    features = next((r.get("features") for r in rows if r.get("features")), None)
+    return ("Toy data: the metrics are computed against the exact distribution; the floor row scores exact "
+            "draws, so it shows the metrics' own sampling noise." if toy else
+            f"Image metrics on the features of <b>{html.escape(str(features))}</b>; numbers from different "
+            f"extractors or sample counts do not compare. The floor row scores n real images against n other "
+            f"real images (n as in the in-training evaluations): what a perfect generator would get at that "
+            f"count." if features else "")
+
+
 def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Path:
     """Write ``run_dir/report.html`` (and refresh ``curves.png``, ``best.png``); return its path."""
     run = Run(run_dir)
@@ -150,33 +173,11 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
         raise GanforgeError(f"nothing to report yet: {run.dir / 'metrics.jsonl'} has no training lines")
     cfg = run.config
     curves = plot_curves(lines, run.dir / "curves.png", title=f"{run.dir.name} ({cfg.preset})")
-    best = _best_picture(run)
-    final = run.dir / "final.png" if (run.dir / "final.png").exists() else run.last_grid
-    real = run.dir / "samples" / "real.png"
     rows = metric_rows(run, _floor(run, verbose) if floor else None)
-    events = [m for m in lines if m.get("kind") == "event"]
-    grids = run.grids
-    if len(grids) > MAX_TIMELINE:  # evenly spaced, first and last kept
-        idx = sorted({round(i * (len(grids) - 1) / (MAX_TIMELINE - 1)) for i in range(MAX_TIMELINE)})
-        grids = [grids[i] for i in idx]
+    pictures, timeline = _pictures(run), _timeline(run.grids)
+    events_html = _events_html([m for m in lines if m.get("kind") == "event"])
+    note = _note(rows, cfg.data.name in TOY_DATA)
     last = [m for m in lines if m.get("kind") == "train"][-1]
-    toy = cfg.data.name in TOY_DATA
-
-    pictures = []
-    for path, caption in ((final, f"final: step {run.step} (fixed noise{', EMA of G' if cfg.ema else ''})"),
-                          (best, "best evaluation (checkpoints/best.pt)"), (real, "real data")):
-        if path is not None and path.exists():
-            pictures.append(f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    timeline = "".join(f"<figure>{_img(p, p.stem)}<figcaption>step {grid_step(p)}</figcaption></figure>"
-                       for p in grids)
-    events_html = _events_html(events)
-    features = next((r.get("features") for r in rows if r.get("features")), None)
-    note = ("Toy data: the metrics are computed against the exact distribution; the floor row scores exact "
-            "draws, so it shows the metrics' own sampling noise." if toy else
-            f"Image metrics on the features of <b>{html.escape(str(features))}</b>; numbers from different "
-            f"extractors or sample counts do not compare. The floor row scores n real images against n other "
-            f"real images (n as in the in-training evaluations): what a perfect generator would get at that "
-            f"count." if features else "")
     summary = (f"{run.step} steps, epoch {run.epoch:g}, {run.elapsed:.0f} s of training; last logged: "
                f"D loss {last['d_loss']:.4g}, G loss {last['g_loss']:.4g}, D(x) {last['d_real']:.3f}, "
                f"D(G(z)) {last['d_fake']:.3f}, {last.get('img_per_s', 0):.0f} img/s")
@@ -191,7 +192,7 @@ def write_report(run_dir: Path, floor: bool = True, verbose: bool = True) -> Pat
 Loss <b>{html.escape(cfg.loss)}</b>, data <b>{html.escape(cfg.data.name)}</b>, seed {cfg.seed}.<br>
 <span id="summary">{html.escape(summary)}</span></p>
 <h2>Samples</h2>
-<div id="samples">{"".join(pictures)}</div>
+<div id="samples">{pictures}</div>
 <h2>Training curves</h2>
 <figure>{_img(curves, "training curves")}</figure>
 <h2>Metrics</h2>

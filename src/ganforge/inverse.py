@@ -25,24 +25,26 @@ generators, the class y) whose G(z, y) agrees with the pixels that are known.
   boundary), so the seam does not show and the known pixels come back exactly as given.
 
 G (and D) stay frozen: eval mode (BatchNorm statistics untouched), no gradient into their weights.
+Reading images and masks from files and writing result folders is :mod:`ganforge.repair`'s.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
-from typing import List, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
+from .checkpoint import load_checkpoint
+from .data import from_unit, load_dataset, to_unit
 from .errors import GanforgeError
+from .metrics import reference
+from .models import build_discriminator, spectral_normalise
 
 FEATURES = ("discriminator", "classifier", "pixel")
-MASK_SHORTHANDS = "top-half, bottom-half, left-half, right-half, center:K, random:P"
 
 
 class Projection(NamedTuple):
@@ -120,115 +122,9 @@ def poisson_blend(generated: torch.Tensor, known: torch.Tensor, mask: torch.Tens
     return mask * known + hole * out
 
 
-def parse_mask(spec: str, shape: Tuple[int, ...], n: int, seed: int = 0) -> torch.Tensor:
-    """A mask (n, 1, H, W) of 1 = known pixel, 0 = missing, from a shorthand (``top-half`` … ``center:K``,
-    ``random:P``: each pixel missing with probability P, seeded) or a file: ``.npy`` N×1×H×W or 1×1×H×W
-    (also N×H×W / H×W), or an image (white = known; resized to the images' size with nearest neighbours)."""
-    _, H, W = shape
-    m = torch.ones(1, 1, H, W)
-    if spec in ("top-half", "bottom-half", "left-half", "right-half"):
-        where = {"top-half": (slice(0, H // 2), slice(None)), "bottom-half": (slice(H // 2, None), slice(None)),
-                 "left-half": (slice(None), slice(0, W // 2)), "right-half": (slice(None), slice(W // 2, None))}
-        m[0, 0][where[spec]] = 0
-        return m.expand(n, 1, H, W).clone()
-    if spec.startswith("center:"):
-        k = _number(spec, int)
-        if not 1 <= k <= min(H, W):
-            raise GanforgeError(f"mask {spec}: the square must be 1..{min(H, W)} px for {H}x{W} images")
-        top, left = (H - k) // 2, (W - k) // 2
-        m[0, 0, top: top + k, left: left + k] = 0
-        return m.expand(n, 1, H, W).clone()
-    if spec.startswith("random:"):
-        p = _number(spec, float)
-        if not 0 <= p <= 1:
-            raise GanforgeError(f"mask {spec}: the fraction missing must be in [0, 1]")
-        gen = torch.Generator().manual_seed(seed)
-        return (torch.rand(n, 1, H, W, generator=gen) >= p).float()
-    path = Path(spec)
-    if not path.is_file():
-        raise GanforgeError(f"--mask '{spec}' is neither a file nor a shorthand ({MASK_SHORTHANDS})")
-    if path.suffix.lower() == ".npy":
-        try:
-            a = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
-        except (OSError, ValueError) as e:
-            raise GanforgeError(f"cannot read mask {path}: {str(e).splitlines()[0]}") from None
-        a = a.reshape(1, 1, *a.shape) if a.ndim == 2 else a[:, None] if a.ndim == 3 else a
-        if a.ndim != 4 or a.shape[1] != 1 or a.shape[0] not in (1, n) or tuple(a.shape[2:]) != (H, W):
-            raise GanforgeError(f"mask {path} has shape {list(a.shape)}; it must be {n}x1x{H}x{W} or 1x1x{H}x{W} "
-                                f"for these images (1 = known pixel, 0 = missing)")
-        if not bool(((a == 0) | (a == 1)).all()):
-            raise GanforgeError(f"mask {path} must hold only 0 (missing) and 1 (known)")
-        return a.expand(n, 1, H, W).clone()
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L").resize((W, H), Image.NEAREST)
-            a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
-    except OSError as e:
-        raise GanforgeError(f"cannot read mask {path}: {str(e).splitlines()[0]}") from None
-    return (a >= 0.5).float().view(1, 1, H, W).expand(n, 1, H, W).clone()
-
-
-def _number(spec: str, kind):
-    try:
-        return kind(spec.split(":", 1)[1])
-    except ValueError:
-        raise GanforgeError(f"mask '{spec}': expected {spec.split(':')[0]}:<number>") from None
-
-
-def read_images(path: Path, shape: Tuple[int, ...]) -> Tuple[torch.Tensor, List[str], str, Optional[str]]:
-    """Target images in [0, 1] at the generator's ``shape`` (C, H, W) from a folder (recursive, as the data
-    loader reads folders), one image file, or a ``.npy`` N×C×H×W in [0, 1]. Returns (images, names, kind
-    'npy' or 'images', a note when they were resized or converted)."""
-    from .data import conform
-    from .data.folder import EXTENSIONS, _Unusable, decode, scan
-
-    C, H, W = shape
-    if not path.exists():
-        raise GanforgeError(f"no such image, folder or .npy file: {path}")
-    if path.suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise GanforgeError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
-        if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[2] != a.shape[3] or a.shape[0] < 1:
-            raise GanforgeError(f"{path} must hold square images N x C x H x W with C 1 or 3, got shape {list(a.shape)}")
-        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
-            raise GanforgeError(f"{path} must hold pixel values in [0, 1] (as ganforge sample writes them)")
-        x = torch.from_numpy(a.astype(np.float32))
-        note = None
-        if tuple(x.shape[1:]) != (C, H, W):
-            note = f"images of {x.shape[1]}x{x.shape[2]}x{x.shape[3]} converted to the generator's {C}x{H}x{W}"
-            x = (conform(x * 2 - 1, H, C) + 1) / 2
-        return x.clamp(0, 1), [f"{i:06d}" for i in range(x.shape[0])], "npy", note
-    if path.is_dir():
-        files, _, _ = scan(path)
-        if not files:
-            raise GanforgeError(f"{path} holds no image files ({', '.join(EXTENSIONS)})")
-    elif path.suffix.lower() in EXTENSIONS:
-        files = [path]
-    else:
-        raise GanforgeError(f"{path}: give a folder of images, an image file or a .npy array")
-    from PIL import Image
-
-    images, resized = [], 0
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                resized += im.size != (W, H)
-            images.append(decode(f, H, C))
-        except (_Unusable, OSError) as e:
-            raise GanforgeError(f"cannot read image {f}: {e}") from None
-    names = [str(f.relative_to(path).with_suffix("")) if path.is_dir() else f.stem for f in files]
-    note = f"{resized} image(s) resized to the generator's {W}x{H} px" if resized else None
-    return (torch.stack(images) + 1) / 2, names, "images", note
-
 
 def discriminator_of(gan) -> Optional[nn.Module]:
     """The run's D from the checkpoint G came from (None for exports, and for D's that judge batches)."""
-    from .checkpoint import load_checkpoint
-    from .models import build_discriminator, spectral_normalise
 
     cfg = gan.config
     if gan.source.suffix != ".pt" or cfg.model.d_input != "sample" or cfg.model.d_pack > 1:
@@ -254,8 +150,6 @@ def _d_features(D: nn.Module):
 
 
 def _classifier_features(gan):
-    from .data import load_dataset
-    from .metrics import reference
 
     ref = reference(load_dataset(gan.config.data, verbose=False), gan.config.replace(eval={"features": "classifier"}).eval)
     net = ref.extractor.net.eval().to(gan.device)
@@ -282,8 +176,32 @@ def search(gan, target: torch.Tensor, mask: Optional[torch.Tensor] = None, steps
     domain classifier of the run's data reads each image; its class is searched), ``search`` (each class is
     tried on the random pool, the best of the ``restarts`` most promising classes go on), ``auto``
     (the classifier when the run's data has one with G's classes and no pixel is missing, else search)."""
-    from tqdm import tqdm
+    _check(gan, target, features, steps, restarts, pool, classes)
+    n = target.shape[0]
+    mask = torch.ones(n, 1, *target.shape[2:]) if mask is None else mask
+    weight = mask * (1 + 4 * contextual_weights(mask)) if float(mask.min()) < 1 else mask
+    target = target * mask  # nothing of the missing pixels is seen: they read as black (0)
+    if classes == "auto" and float(mask.min()) < 1:
+        classes = "search"  # the classifier misreads images with holes (centre 14x14 on mnist5k: 5 in 16 wrong)
+    D = discriminator_of(gan) if features == "discriminator" or realism > 0 else None
+    phi, extra, probs = _readers(gan, target, features, classes, labels, D)
+    how = "given" if labels is not None else "classifier" if probs is not None else "search" if gan.n_classes else ""
+    chunks = []
+    with _Frozen(gan.generator, D, extra), tqdm(total=n, unit="image", desc="projecting",
+                                                 disable=not progress or n <= batch_size) as bar:
+        for i in range(0, n, batch_size):
+            sl = slice(i, i + batch_size)
+            dist = _Distance(gan, from_unit(target[sl].to(gan.device)), weight[sl].to(gan.device), phi, D, prior,
+                             feature_weight, realism)
+            chunks.append(_search_batch(gan, dist, steps, restarts, seed + i, lr, pool, noise,
+                                        None if labels is None else labels[sl], None if probs is None else probs[sl]))
+            bar.update(min(batch_size, n - i))
+    z, loss, images = (torch.cat([c[k] for c in chunks]).cpu() for k in (0, 2, 3))
+    y = torch.cat([c[1] for c in chunks]).cpu() if gan.n_classes else None
+    return Projection(to_unit(images), z, y, loss, how)
 
+
+def _check(gan, target: torch.Tensor, features: str, steps: int, restarts: int, pool: int, classes: str) -> None:
     if not gan.is_image:
         raise GanforgeError("projection needs an image model; this run's data is a toy distribution")
     if features not in FEATURES:
@@ -293,15 +211,13 @@ def search(gan, target: torch.Tensor, mask: Optional[torch.Tensor] = None, steps
     if tuple(target.shape[1:]) != gan.data_shape:
         raise GanforgeError(f"images of shape {list(target.shape[1:])} do not match the generator's "
                             f"{list(gan.data_shape)}")
-    n = target.shape[0]
-    mask = torch.ones(n, 1, *target.shape[2:]) if mask is None else mask
-    weight = mask * (1 + 4 * contextual_weights(mask)) if float(mask.min()) < 1 else mask
     if classes not in ("auto", "classifier", "search"):
         raise GanforgeError(f"classes must be auto, classifier or search, got '{classes}'")
-    target = target * mask  # nothing of the missing pixels is seen: they read as black (0)
-    if classes == "auto" and float(mask.min()) < 1:
-        classes = "search"  # the classifier misreads images with holes (centre 14x14 on mnist5k: 5 in 16 wrong)
-    D = discriminator_of(gan) if features == "discriminator" or realism > 0 else None
+
+
+def _readers(gan, target: torch.Tensor, features: str, classes: str, labels, D):
+    """(φ for the feature distance or None, the domain classifier or None, its class probabilities of each
+    target when it picks the classes, else None)."""
     phi, extra, probs = None, None, None
     if features == "discriminator" and D is not None:
         phi = _d_features(D)
@@ -316,51 +232,59 @@ def search(gan, target: torch.Tensor, mask: Optional[torch.Tensor] = None, steps
         phi = phi_c if features == "classifier" else phi
         if rank_classes and extra is not None:
             with torch.no_grad():
-                probs = torch.cat([torch.softmax(extra(target[j: j + 500].to(gan.device) * 2 - 1), 1).cpu()
-                                   for j in range(0, n, 500)])
+                probs = torch.cat([torch.softmax(extra(from_unit(target[j: j + 500].to(gan.device))), 1).cpu()
+                                   for j in range(0, target.shape[0], 500)])
             if probs.shape[1] != gan.n_classes:
                 if classes == "classifier":
                     raise GanforgeError(f"the domain classifier has {probs.shape[1]} classes, the generator "
                                         f"{gan.n_classes}")
                 probs = None
-    how = "given" if labels is not None else "classifier" if probs is not None else "search" if gan.n_classes else ""
-    chunks = []
-    with _Frozen(gan.generator, D, extra), tqdm(total=n, unit="image", desc="projecting", file=sys.stderr,
-                                                 disable=not progress or n <= batch_size) as bar:
-        for i in range(0, n, batch_size):
-            sl = slice(i, i + batch_size)
-            chunks.append(_search_batch(gan, target[sl].to(gan.device) * 2 - 1, weight[sl].to(gan.device), steps,
-                                        restarts, seed + i, lr, pool, prior, feature_weight, realism, noise, phi,
-                                        D, None if labels is None else labels[sl],
-                                        None if probs is None else probs[sl]))
-            bar.update(min(batch_size, n - i))
-    z, loss, images = (torch.cat([c[k] for c in chunks]).cpu() for k in (0, 2, 3))
-    y = torch.cat([c[1] for c in chunks]).cpu() if gan.n_classes else None
-    return Projection((images + 1) / 2, z, y, loss, how)
+    return phi, extra, probs
 
 
-def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, feature_weight, realism, noise,
-                  phi, D, labels, class_probs=None):
-    G, cfg, dev = gan.generator, gan.config.model, gan.device
+class _Distance:
+    """Per candidate: weighted pixel MSE (+ feature distance, + realism), and that plus the z prior."""
+
+    def __init__(self, gan, target, weight, phi, D, prior: float, feature_weight: float, realism: float) -> None:
+        self.G, self.K, self.z_dist = gan.generator, gan.n_classes, gan.config.model.z_dist
+        self.target, self.weight, self.phi, self.D = target, weight, phi, D
+        self.prior, self.feature_weight, self.realism = prior, feature_weight, realism
+        self.target_phi = phi(target) if phi is not None else None
+        self.wsum = weight.flatten(1).sum(1).clamp_min(1e-8)
+
+    def g(self, z, y):
+        return self.G(z, y) if self.K else self.G(z)
+
+    def __call__(self, x, idx, z, y):
+        """idx: the target row of each candidate."""
+        d = ((x - self.target[idx]) ** 2 * self.weight[idx]).flatten(1).sum(1) / self.wsum[idx]
+        if self.phi is not None:
+            d = d + self.feature_weight * ((self.phi(x) - self.target_phi[idx]) ** 2).flatten(1).sum(1) / \
+                math.prod(self.target_phi.shape[2:] or (1,))
+        if self.realism > 0 and self.D is not None:
+            d = d + self.realism * F.softplus(-(self.D(x, y) if self.K else self.D(x)))
+        return d, d + self.prior * _z_prior(z, self.z_dist)
+
+
+def _search_batch(gan, dist: _Distance, steps, restarts, seed, lr, pool, noise, labels, class_probs=None):
     gen = torch.Generator().manual_seed(seed)
-    n, K = target.shape[0], gan.n_classes
-    target_phi = phi(target) if phi is not None else None
-    wsum = weight.flatten(1).sum(1).clamp_min(1e-8)
+    z, y, r = _starts(gan, dist, restarts, pool, labels, class_probs, gen)
+    n, dev = dist.target.shape[0], gan.device
+    idx = torch.arange(n, device=dev).repeat_interleave(r)
+    z, y, idx, r = _descend(gan, dist, z, y, idx, r, steps, lr, noise, gen)
+    with torch.no_grad():
+        x = dist.g(z, y)
+        d, total = dist(x, idx, z, y)
+        if r > 1:
+            best = total.view(n, r).argmin(1) + torch.arange(n, device=dev) * r
+            z, y, d, x = z[best], (y[best] if y is not None else None), d[best], x[best]
+    return z.detach(), (y if y is not None else torch.zeros(0, dtype=torch.long)), d.detach(), x.float()
 
-    def run_g(z, y):
-        return G(z, y) if K else G(z)
 
-    def distance(x, idx, z, y):
-        """Per candidate: weighted pixel MSE (+ feature distance, + z prior, + realism); idx: target rows."""
-        d = ((x - target[idx]) ** 2 * weight[idx]).flatten(1).sum(1) / wsum[idx]
-        if phi is not None:
-            d = d + feature_weight * ((phi(x) - target_phi[idx]) ** 2).flatten(1).sum(1) / \
-                math.prod(target_phi.shape[2:] or (1,))
-        if realism > 0 and D is not None:
-            d = d + realism * F.softplus(-(D(x, y) if K else D(x)))
-        return d, d + prior * _z_prior(z, cfg.z_dist)
-
-    # The pool: random latents per image (and class, when the class is searched), scored without gradients.
+def _starts(gan, dist: _Distance, restarts, pool, labels, class_probs, gen):
+    """The pool: random latents per image (and class, when the class is searched), scored without
+    gradients; returns the ``r`` best starts of each image (z, y) and r."""
+    cfg, dev, n, K = gan.config.model, gan.device, dist.target.shape[0], gan.n_classes
     if K and labels is None and class_probs is not None:
         labels = class_probs.argmax(1)  # the classifier's class
     search_classes = bool(K) and labels is None
@@ -376,7 +300,7 @@ def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, f
     with torch.no_grad():
         for j in range(0, n * per, 4096):
             zj, yj = zs[j: j + 4096].to(dev), None if ys is None else ys[j: j + 4096]
-            scores.append(distance(run_g(zj, yj), idx[j: j + 4096], zj, yj)[1].cpu())
+            scores.append(dist(dist.g(zj, yj), idx[j: j + 4096], zj, yj)[1].cpu())
     scores = torch.cat(scores).view(n, per)
     if search_classes:  # the best of each class, then the `restarts` most promising classes
         best_per_class, arg = scores.view(n, K, pool).min(2)
@@ -384,11 +308,14 @@ def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, f
         pick = top * pool + arg.gather(1, top)
     else:
         pick = scores.argsort(1)[:, :restarts]
-    r = pick.shape[1]
     rows = (torch.arange(n)[:, None] * per + pick).flatten()
-    z = zs[rows].to(dev).clone()
-    y = ys[rows].clone() if ys is not None else None
-    idx = torch.arange(n, device=dev).repeat_interleave(r)
+    return zs[rows].to(dev).clone(), (ys[rows].clone() if ys is not None else None), pick.shape[1]
+
+
+def _descend(gan, dist: _Distance, z, y, idx, r, steps, lr, noise, gen):
+    """Adam on z with the projector's schedule; after a quarter of the steps only each image's best
+    candidate goes on (its Adam state kept). Returns (z, y, idx, r)."""
+    n, dev, z_dist = dist.target.shape[0], gan.device, gan.config.model.z_dist
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr, betas=(0.9, 0.999))
     prune_at = steps // 4 if r > 1 else -1
@@ -397,16 +324,16 @@ def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, f
         for group in opt.param_groups:
             group["lr"] = lr * lr_ramp(t)
         z_in = z + noise_scale(t, noise) * torch.randn(z.shape, generator=gen).to(dev)
-        _, total = distance(run_g(z_in, y), idx, z, y)
+        _, total = dist(dist.g(z_in, y), idx, z, y)
         opt.zero_grad(set_to_none=True)
         total.sum().backward()
         opt.step()
-        if cfg.z_dist == "uniform":
+        if z_dist == "uniform":
             with torch.no_grad():
                 z.clamp_(0, 1)
         if step == prune_at:  # only each image's best candidate goes on
             with torch.no_grad():
-                _, total = distance(run_g(z, y), idx, z, y)
+                _, total = dist(dist.g(z, y), idx, z, y)
                 best = total.view(n, r).argmin(1) + torch.arange(n, device=dev) * r
             z = z.detach()[best].clone().requires_grad_(True)
             y = y[best] if y is not None else None
@@ -415,13 +342,7 @@ def _search_batch(gan, target, weight, steps, restarts, seed, lr, pool, prior, f
             opt = torch.optim.Adam([z], lr=lr, betas=(0.9, 0.999))
             opt.state[z] = {k: (v[best] if torch.is_tensor(v) and v.dim() else v) for k, v in state.items()}
             r = 1
-    with torch.no_grad():
-        x = run_g(z, y)
-        d, total = distance(x, idx, z, y)
-        if r > 1:
-            best = total.view(n, r).argmin(1) + torch.arange(n, device=dev) * r
-            z, y, d, x = z[best], (y[best] if y is not None else None), d[best], x[best]
-    return z.detach(), (y if y is not None else torch.zeros(0, dtype=torch.long)), d.detach(), x.float()
+    return z, y, idx, r
 
 
 def _draw(cfg, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -439,75 +360,3 @@ def inpaint(gan, x: torch.Tensor, mask: torch.Tensor, realism: float = 0.0, **kw
     p = search(gan, x, mask, realism=realism, **kw)
     filled = poisson_blend(p.images, x, mask)
     return Inpainting(filled, p.images, p.z, p.y, p.loss, p.classes_by)
-
-
-# --- writing results (the ``project`` and ``inpaint`` commands) ------------------------------------------
-
-def comparison_grid(columns: List[torch.Tensor], per_row: int = 4, limit: int = 64) -> torch.Tensor:
-    """Images side by side: for each of the first ``limit`` images, one tile from each of ``columns``
-    (each (N, C, H, W) in [0, 1]); ``per_row`` images to a grid row. Returns (M, C, H, W) and the row length."""
-    n = min(columns[0].shape[0], limit)
-    tiles = torch.stack([c[:n] for c in columns], 1).flatten(0, 1)
-    return tiles, per_row * len(columns)
-
-
-def shown_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The masked input as the grid shows it: the hole in mid-grey."""
-    return x * mask + 0.5 * (1 - mask)
-
-
-IMAGE_RESULTS = ("projected", "filled", "generated")  # written in the input's format; the rest as .npy
-
-
-def check_out(out: Path) -> None:
-    """OUT must not exist or be an empty folder, in a folder that exists: one clear error otherwise."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GanforgeError(f"--out {out} already exists and is not an empty folder; nothing is overwritten")
-    if not out.parent.exists():
-        raise GanforgeError(f"folder {out.parent} does not exist")
-
-
-def write_outputs(out: Path, kind: str, names: List[str], results: dict, grid: Tuple[torch.Tensor, int],
-                  record: dict) -> Path:
-    """Write a result folder in one piece: ``results`` maps a name to images (IMAGE_RESULTS: N, C, H, W in
-    [0, 1], written as ``<name>.npy`` for .npy input, else as ``<name>/<image name>.png``) or arrays (``.npy``);
-    ``grid.png``; ``result.json``. Built in a temporary sibling folder and renamed into place, so OUT is
-    either complete or absent. OUT must not exist or be an empty folder (nothing is overwritten)."""
-    import json
-    import os
-    import shutil
-
-    from torchvision.utils import save_image
-
-    check_out(out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        for name, value in results.items():
-            if name in IMAGE_RESULTS:
-                if kind == "npy":
-                    np.save(tmp / f"{name}.npy", value.float().numpy().astype("<f4"))
-                else:
-                    for image, image_name in zip(value, names):
-                        path = tmp / name / f"{image_name}.png"
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        save_image(image.float().clamp(0, 1), path, format="png")
-            else:
-                np.save(tmp / f"{name}.npy", value.numpy())
-        tiles, nrow = grid
-        save_image(tiles.float().clamp(0, 1), tmp / "grid.png", nrow=nrow, padding=2, format="png")
-        (tmp / "result.json").write_text(json.dumps(record, indent=1) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except OSError as e:
-        from .checkpoint import os_error
-        from .errors import StorageError
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"cannot write {out}: {os_error(e)}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import RunLockedError
+from .logs import log
 
 LOCK_NAME = ".lock"
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
@@ -59,8 +60,8 @@ class RunLock:
     def _unlocked(cls, path: Path, why: str) -> "RunLock":
         if str(path.parent) not in _warned:
             _warned.add(str(path.parent))
-            print(f"ganforge: warning: {why}: nothing stops a second trainer on {path.parent}; make sure only "
-                  f"one runs", file=sys.stderr)
+            log.warning(f"{why}: nothing stops a second trainer on {path.parent}; make sure only "
+                  f"one runs")
         return cls(path, None)
 
     def release(self) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from . import metric_spec
 from .checkpoint import write_atomic
 from .data import to_unit
+from .errors import GanforgeError
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 0) -> Path:
@@ -74,16 +76,6 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
-# Eval-line keys that are not curves: bookkeeping, and numbers with a fixed value per run.
-_NOT_CURVES = {"step", "epoch", "kind", "modes_total", "n", "n_ref", "seed", "kid_std"}
-METRIC_LABELS = {"fid": "FID (lower is better)", "kid": "KID (lower is better)", "w1": "W1 (lower is better)",
-                 "fd_imagenet_inception": "FD, ImageNet Inception (lower is better)",
-                 "ks": "KS statistic (lower is better)", "kl_modes": "KL(modes) (lower is better)",
-                 "hq_fraction": "high-quality fraction", "modes_covered": "modes covered",
-                 "classifier_score": "classifier score", "precision": "precision", "recall": "recall",
-                 "density": "density", "coverage": "coverage", "mean": "mean", "std": "std"}
-
-
 def smooth(values, weight: float = 0.0) -> list:
     """Exponential moving average with TensorBoard's debiasing (the first points are not pulled to 0).
     ``weight`` 0 picks one from the length: about 1/20 of the curve."""
@@ -103,7 +95,6 @@ def plot_curves(metrics: list, path: Path, title: str = "") -> Path:
     """``curves.png`` from a run's ``metrics.jsonl`` lines: G's and D's losses (smoothed, raw faint),
     D(x) and D(G(z)), and one panel per evaluated metric, all over training steps; diagnostics events
     (and NaN rollbacks) as dotted vertical lines."""
-    from .errors import GanforgeError
 
     train = [m for m in metrics if m.get("kind") == "train"]
     evals = [m for m in metrics if m.get("kind") == "eval"]
@@ -112,7 +103,7 @@ def plot_curves(metrics: list, path: Path, title: str = "") -> Path:
         raise GanforgeError("nothing to plot yet: the run has logged no training lines in metrics.jsonl")
     keys = []
     for m in evals:
-        keys += [k for k, v in m.items() if k not in _NOT_CURVES and k not in keys
+        keys += [k for k, v in m.items() if metric_spec.is_score(k) and k not in keys
                  and isinstance(v, (int, float)) and not isinstance(v, bool)]
     plt = _pyplot()
     panels = 2 + len(keys)
@@ -139,7 +130,7 @@ def plot_curves(metrics: list, path: Path, title: str = "") -> Path:
     for ax, key in zip(axes[2:], keys):
         pts = [(m["step"], m[key]) for m in evals if isinstance(m.get(key), (int, float))]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, lw=1.4, color="tab:orange")
-        ax.set_title(METRIC_LABELS.get(key, key))
+        ax.set_title(metric_spec.label(key))
         ax.set_ylabel(key)
         if key == "modes_covered":
             from matplotlib.ticker import MaxNLocator
@@ -178,7 +169,6 @@ def _label(img, text: str):
 def write_animation(frames: list, path: Path, fps: float = 4.0, hold_last: int = 3) -> Path:
     """PIL images → an animated GIF (looping; the last frame shown ``hold_last`` times as long) or, for
     ``.mp4``, a video through imageio's ffmpeg plugin (when installed)."""
-    from .errors import GanforgeError
 
     if not frames:
         raise GanforgeError("nothing to animate: no frames")

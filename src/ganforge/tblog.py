@@ -7,11 +7,12 @@ events as text, the fixed-noise grid as an image, and the config as text.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import yaml
+
+from .logs import log
 
 _NOT_SCALARS = ("step", "kind", "epoch")
 
@@ -27,8 +28,8 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            print("ganforge: note: log.tensorboard is on but the tensorboard package is not installed "
-                  "(pip install 'ganforge[tensorboard]'); training goes on without it", file=sys.stderr)
+            log.info("note: log.tensorboard is on but the tensorboard package is not installed "
+                  "(pip install 'ganforge[tensorboard]'); training goes on without it")
             return None
         # Flushed every 10 s by the writer's own thread (and at close), not per line on the training loop.
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step, flush_secs=10)

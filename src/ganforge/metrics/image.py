@@ -24,8 +24,8 @@ from typing import Dict, Optional
 
 import torch
 
-from . import register
-from .features import Extractor
+from .features import Extractor, cache_dir, data_hash
+from .registry import register
 
 Tensor = torch.Tensor
 
@@ -124,7 +124,6 @@ def cached_features(extractor: Extractor, x: Tensor) -> Tensor:
     import hashlib
     import os
 
-    from .features import cache_dir, data_hash
 
     key = data_hash(x, torch.zeros(0, dtype=torch.int64)) + "-" + hashlib.sha1(extractor.name.encode()).hexdigest()[:8]
     path = cache_dir() / "features" / f"{key}.pt"

@@ -15,7 +15,7 @@ from typing import Dict
 import torch
 
 from ..data.toy import Mixture
-from . import register
+from .registry import register
 
 
 def _is_mixture(dim: int):

@@ -18,6 +18,7 @@ from typing import Dict, Optional
 import torch
 
 from ..errors import GanforgeError
+from .features import train_classifier
 
 NAMES = ("gan_train", "gan_test")
 
@@ -52,7 +53,6 @@ def gan_train(gan, x_real: torch.Tensor, y_real: torch.Tensor, n: int, seed: int
               extra: Optional[tuple] = None) -> Dict[str, object]:
     """A classifier trained on n generated images (n/K per class; with ``extra`` = (x, y) real images added
     to them), tested on the real images ``x_real`` (in [-1, 1]) with labels ``y_real``."""
-    from .features import train_classifier
 
     require_classes(gan)
     x, y = generated_set(gan, n, seed)

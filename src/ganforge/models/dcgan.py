@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-SIZES = (28, 32, 64, 128)
+from ..config import DCGAN_SIZES as SIZES
 
 
 def _doublings(image_size: int) -> int:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from ..checkpoint import os_error, write_atomic
 from ..config import Config
 from ..errors import StorageError
+from ..logs import log
 from ..tblog import TensorBoardLog
 
 
@@ -44,7 +45,7 @@ class RunLog:
     def warn(self, message: str) -> None:
         if self.active:
             self.bar.clear()
-            print(f"ganforge: warning: {message}", file=sys.stderr)
+            log.warning(message)
 
     def event(self, step: int, event: str, message: str, say: bool = True) -> None:
         """A named event (a diagnostic, a config warning): logged, and said once on the console."""
@@ -83,7 +84,7 @@ def truncate_metrics(path: Path, step: int) -> None:
             if json.loads(line).get("step", 0) <= step:
                 keep.append(line)
         except json.JSONDecodeError:  # a line torn by a kill: everything after it is suspect
-            print(f"ganforge: warning: {path}: dropped a torn line (a kill in the middle of a write); the lines "
-                  f"after step {step} are logged again", file=sys.stderr)
+            log.warning(f"{path}: dropped a torn line (a kill in the middle of a write); the lines "
+                  f"after step {step} are logged again")
             break
     write_atomic(path, lambda f: f.write("".join(l + "\n" for l in keep).encode()))

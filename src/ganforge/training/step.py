@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -29,6 +28,7 @@ from torch import nn
 
 from ..augment import diff_augment, real_augment
 from ..config import Config
+from ..logs import log
 from ..losses import Loss, build_loss, gradient_penalty, r1_penalty
 from ..models import noise
 
@@ -238,7 +238,7 @@ def amp_context(cfg: Config, device: torch.device, say: bool) -> Callable[[], An
         return nullcontext
     if device.type == "cpu" and not cpu_has_native_bf16():
         if say:
-            print("ganforge: warning: train.amp bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where "
-                  "bf16 autocast runs slower than fp32; training in fp32", file=sys.stderr)
+            log.warning("train.amp bf16: this CPU has no native bf16 (AVX512-BF16/AMX), where "
+                  "bf16 autocast runs slower than fp32; training in fp32")
         return nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)

@@ -22,35 +22,32 @@ from typing import Callable, Optional, Union
 
 from torch import nn
 
-from ..api import Run
 from ..checkpoint import write_atomic
 from ..config import Config
 from ..dist import setup as setup_world
+from .context import Training
 from .duties import Duty, standard_duties
 from .loop import fit
-from .setup import Training, check_resume_config, default_run_dir, open_log, prepare
+from .setup import check_resume_config, default_run_dir, open_log, prepare
 from .state import TrainState
 from .step import GANStep, Nets, StepOut, cpu_has_native_bf16, rows_independent
 
-__all__ = ["train", "fit", "prepare", "Training", "TrainState", "GANStep", "Nets", "StepOut", "Duty",
+__all__ = ["run", "fit", "prepare", "Training", "TrainState", "GANStep", "Nets", "StepOut", "Duty",
            "standard_duties", "check_resume_config", "default_run_dir", "cpu_has_native_bf16", "rows_independent"]
 
 
-def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool = False,
-          on_step: Optional[Callable[[int, nn.Module, nn.Module], None]] = None) -> Run:
-    """Train G and D as ``config`` says, writing everything into ``run_dir``; return the :class:`Run`.
-
-    ``resume=True`` continues ``run_dir`` from its latest checkpoint; ``config`` may differ from the
-    run's saved config only in budgets, logging and device. ``on_step(step, G, D)`` is called after
-    every step (for inspection or experiments; it runs inside the loop, so keep it cheap).
-    """
+def run(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool = False,
+        on_step: Optional[Callable[[int, nn.Module, nn.Module], None]] = None) -> Training:
+    """Train G and D as ``config`` says, writing everything into ``run_dir``; return the finished
+    :class:`Training` (its log closed, its lock released). :func:`ganforge.train` wraps it in a ``Run``."""
     world, device = setup_world(config.device)
     try:
         t = prepare(config, run_dir, resume, world, device)
         try:
             open_log(t)
             fit(t, standard_duties(on_step))
-            return _finish(t)
+            _final_picture(t)
+            return t
         finally:
             if t.log is not None:
                 t.log.close()
@@ -60,11 +57,8 @@ def train(config: Config, run_dir: Union[str, Path, None] = None, *, resume: boo
         world.close()
 
 
-def _finish(t: Training) -> Run:
-    """Copy the last picture to ``final.png`` and fill in the returned :class:`Run`."""
-    s, run = t.state, t.run
-    last = t.run_dir / "samples" / f"step-{s.step:07d}.png"
-    if t.world.main and last.exists():  # the final picture, beside config.yaml
+def _final_picture(t: Training) -> None:
+    """Copy the last picture to ``final.png``, beside config.yaml."""
+    last = t.run_dir / "samples" / f"step-{t.state.step:07d}.png"
+    if t.world.main and last.exists():
         write_atomic(t.run_dir / "final.png", lambda f: f.write(last.read_bytes()))
-    run.step, run.epoch, run.elapsed, run.stopped_by = s.step, s.epoch, s.elapsed(), t.stop or "budget"
-    return run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..setup import Training
+    from ..context import Training
     from ..step import StepOut
 
 

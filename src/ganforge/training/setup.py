@@ -8,27 +8,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from ..api import Run
 from ..checkpoint import latest_checkpoint, load_latest_good, os_error, write_atomic
-from ..config import Config, build_config, config_warnings, load_run_config, parse_interval, save_yaml
+from ..config import Config, build_config, config_warnings, load_run_config, save_yaml
 from ..data import Mixture, load_dataset
 from ..data.batches import batches_for
 from ..diagnostics import Diagnostics
 from ..dist import World, ddp
 from ..errors import GanforgeError, StorageError
 from ..lock import LOCK_NAME, RunLock
+from ..logs import log
 from ..metrics import reference
 from ..models import build_discriminator, build_generator, noise, spectral_normalise
 from ..report import save_grid, save_toy_plot
+from .context import Training
 from .runlog import RunLog, truncate_metrics
 from .state import TrainState, seed_everything
 from .step import GANStep, amp_context, make_nets, rows_independent
@@ -38,49 +37,6 @@ from .step import GANStep, amp_context, make_nets, rows_independent
 RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds", "train.fast",
                   "train.compile", "train.amp",
                   "data.root", "data.download", "data.workers", "log.", "eval.", "diagnostics", "diag_window")
-
-
-@dataclass
-class Training:
-    """Everything the loop and its duties work on, made once by :func:`prepare`."""
-
-    cfg: Config
-    world: World
-    device: torch.device
-    run_dir: Path
-    data: Any
-    n_classes: int  # 0: unconditional
-    ref: Any  # what evaluations score against: the toy mixture, the real images' features, or None
-    image_eval: bool  # images are scored during training
-    state: TrainState
-    step_fn: GANStep
-    run: Run
-    total: Optional[int]  # the step budget (train.steps, or train.epochs in steps); None: time or signal
-    resumed: bool
-    warnings: List[str]
-    log: Optional[RunLog] = None
-    lock: Optional[RunLock] = None  # rank 0's hold on the run dir
-    stop: Optional[str] = None  # set when the loop should end: budget | max_seconds | signal
-    saved_step: int = 0  # the step of this invocation's last checkpoint
-    epochs: Tuple[int, int] = (0, 0)  # whole epochs done before and after the last step
-    record: Optional[Dict[str, Any]] = field(default=None)  # the metrics line of the last step, if any
-
-    @property
-    def toy(self) -> bool:
-        return isinstance(self.data, Mixture)
-
-    @property
-    def last(self) -> bool:
-        """The step budget is used up."""
-        return self.total is not None and self.state.step >= self.total
-
-    def due(self, interval: str) -> bool:
-        """Whether ``interval`` ('N steps' / 'N epochs') falls due at the step just taken."""
-        n, unit = parse_interval(interval)
-        if unit == "step":
-            return self.state.step % n == 0
-        before, after = self.epochs
-        return after // n > before // n
 
 
 def prepare(cfg: Config, run_dir: Union[str, Path, None], resume: bool, world: World,
@@ -126,12 +82,11 @@ def _prepare(cfg: Config, run_dir: Path, resume: bool, world: World, device: tor
         _write_run_files(cfg, data, run_dir)
     warned = config_warnings(cfg)
     for text in warned if world.main and saved is None else ():
-        print(f"ganforge: warning: {text}", file=sys.stderr)
+        log.warning(text)
     total = cfg.train.steps
     if total is None and cfg.train.epochs is not None:
         total = math.ceil(cfg.train.epochs * batches.per_epoch / cfg.d_steps)
-    run = Run(run_dir, cfg, state.step, batches.position / batches.per_epoch, state.elapsed_before, rank=world.rank)
-    return Training(cfg, world, device, run_dir, data, n_classes, ref, image_eval, state, step_fn, run, total,
+    return Training(cfg, world, device, run_dir, data, n_classes, ref, image_eval, state, step_fn, total,
                     resumed=saved is not None, warnings=warned)
 
 
@@ -152,8 +107,7 @@ def _restarted(run_dir, world: World) -> bool:
     restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0)
     again = world.broadcast(restarts > 0 and run_dir is not None and (Path(run_dir) / "config.yaml").is_file())
     if again and world.main:
-        print(f"ganforge: note: torchrun restart {restarts}: resuming {run_dir} from its latest checkpoint",
-              file=sys.stderr)
+        log.info(f"note: torchrun restart {restarts}: resuming {run_dir} from its latest checkpoint")
     return again
 
 
@@ -200,14 +154,14 @@ def _resume_point(cfg: Config, run_dir: Path, world: World):
     if latest_checkpoint(run_dir / "checkpoints") is None:
         # Killed before its first checkpoint: nothing to continue, so start it again from step 0.
         if say:
-            print(f"ganforge: warning: {run_dir} has no checkpoint yet; starting it from step 0", file=sys.stderr)
+            log.warning(f"{run_dir} has no checkpoint yet; starting it from step 0")
         check_resume_config(saved_cfg, cfg)
         if say:
             truncate_metrics(run_dir / "metrics.jsonl", 0)
         return None, None
     ckpt_path, state, skipped = load_latest_good(run_dir / "checkpoints")
     for problem in skipped if say else ():
-        print(f"ganforge: warning: {problem}; resuming from {ckpt_path} instead", file=sys.stderr)
+        log.warning(f"{problem}; resuming from {ckpt_path} instead")
     check_resume_config(_saved_config(state, ckpt_path), cfg)
     if int(state.get("world_size", 1)) != world.size:
         raise GanforgeError(f"{run_dir} was trained by {state.get('world_size', 1)} process(es); resume it "
@@ -226,7 +180,7 @@ def _reference(cfg: Config, data, world: World):
     except GanforgeError as e:
         if cfg.eval.every != "auto":
             raise
-        print(f"ganforge: note: {e}; training without image metrics", file=sys.stderr)
+        log.info(f"note: {e}; training without image metrics")
         return None
 
 

@@ -41,7 +41,7 @@ class Budget(Duty):
         self.signum = signum
 
     def close(self, t) -> None:
-        t.run.signal = self.signum
+        t.signal = self.signum
         for s, handler in self._old.items():
             signal.signal(s, handler)
         self._old = {}

@@ -10,14 +10,14 @@ from .base import Duty
 from .budget import Budget
 from .checkpoints import Checkpoints
 from .diagnose import Diagnose
-from .evaluate import EvaluateImages, rank, rank_key, score
+from .evaluate import EvaluateImages, score
 from .grids import Grids
 from .hook import OnStep
 from .log import LogLosses
 from .schedule import Schedule
 
 __all__ = ["Ada", "Duty", "Budget", "Checkpoints", "Diagnose", "EvaluateImages", "Grids", "OnStep", "LogLosses", "Schedule",
-           "rank", "rank_key", "score", "standard_duties"]
+           "score", "standard_duties"]
 
 
 def standard_duties(on_step: Optional[Callable] = None) -> List[Duty]:

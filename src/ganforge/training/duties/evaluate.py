@@ -3,7 +3,7 @@
 
 Images are scored by :class:`EvaluateImages` (``eval.n_train`` samples, ``eval.train_metrics``, at
 ``eval.every`` or, with ``auto``, at every checkpoint and at the end); toy data is scored with each
-picture (:class:`ganforge.train.duties.grids.Grids`), both through :func:`score`.
+picture (:class:`ganforge.training.duties.grids.Grids`), both through :func:`score`.
 """
 
 from __future__ import annotations
@@ -12,35 +12,11 @@ from typing import Dict
 
 import torch
 
+from ...metric_spec import rank
 from ...metrics import eval_labels, evaluate, parse_names
 from ...models import noise
 from ..state import rng_state, save
 from .base import Duty
-
-LOWER_IS_BETTER = ("fid", "fd_imagenet_inception", "kid", "kl_modes", "w1", "ks")
-
-
-def rank_key(metrics: Dict[str, float], best: str = "fid") -> str:
-    """The metric that leads :func:`rank` for these metrics (what ``sample`` names when it picks best.pt)."""
-    if "w1" in metrics:
-        return "w1"
-    if "hq_fraction" in metrics:
-        return "modes_covered"
-    if best == "fid" and "fid" not in metrics and "fd_imagenet_inception" in metrics:
-        return "fd_imagenet_inception"  # eval.best fid on torchvision's Inception: its Fréchet distance
-    return best
-
-
-def rank(metrics: Dict[str, float], best: str = "fid") -> tuple:
-    """Order evaluations, higher is better: 1-D toy data by lowest W1; 2-D by most modes covered, then
-    most high-quality samples, then lowest KL; images by ``eval.best``."""
-    key = rank_key(metrics, best)
-    if key == "w1":
-        return (-metrics["w1"],)
-    if "hq_fraction" in metrics:
-        return (metrics["modes_covered"], metrics["hq_fraction"], -metrics["kl_modes"])
-    value = float(metrics[key])
-    return (-value if key in LOWER_IS_BETTER else value,)
 
 
 def score(t, x: torch.Tensor, rngs: list) -> Dict[str, float]:
@@ -48,7 +24,7 @@ def score(t, x: torch.Tensor, rngs: list) -> Dict[str, float]:
     s, cfg = t.state, t.cfg
     found = evaluate(x, t.ref, None if t.toy else parse_names(cfg.eval.train_metrics))
     t.log.record({"step": s.step, "epoch": s.epoch, "kind": "eval", **found})
-    t.run.final_metrics = found
+    t.final_metrics = found
     ranked = rank(found, cfg.eval.best)
     if s.best_score is None or ranked > tuple(s.best_score):  # NaN scores never compare greater
         s.best_score = list(ranked)

@@ -4,8 +4,8 @@ Weights that are NaN/Inf are never written: they ask for a rollback instead."""
 
 from __future__ import annotations
 
-from ...errors import DivergedError
 from ...checkpoint import latest_checkpoint
+from ...errors import DivergedError
 from ..state import finite, save
 from .base import Duty
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .context import Training
 from .duties import Duty
-from .setup import Training
 from .state import roll_back
 
 

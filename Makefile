@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 RUN_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test install browser clean
+.PHONY: demo test test-fast lint install browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,17 @@ browser:
 	  echo "could not install Chromium: the browser test will skip (fail under CI=true)"; \
 	else echo "no Chromium and no apt-get as root: the browser test will skip (fail under CI=true)"; fi
 
-test: install browser
+# The layers of docs/ARCHITECTURE.md (pyproject's import-linter contract) and the generated benchmark index.
+lint: install
+	$(VENV)/bin/lint-imports
+	$(PY) -m benchmarks.index --check
+
+test: install browser lint
 	$(PY) -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (torch.compile, torchrun, soak, Inception, Chromium).
+test-fast: install lint
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,7 +1,7 @@
 """Does generated data help a classifier? N real digits per class, with and without generated ones.
 
-    python benchmarks/augmentation.py --run-dir /tmp/inv-run          # the conditional run on 4,000 digits
-    python benchmarks/augmentation.py --run-dir /tmp/inv-run --own-gan-seconds 0   # skip the per-N GANs
+    python -m benchmarks.augmentation --run-dir /tmp/inv-run          # the conditional run on 4,000 digits
+    python -m benchmarks.augmentation --run-dir /tmp/inv-run --own-gan-seconds 0   # skip the per-N GANs
 
 Test set: the 1,000 mnist5k digits that `--set data.limit=4000` leaves out (as benchmarks/inverse.py);
 neither any GAN nor any classifier here sees them. For N = 10, 50, 500 real digits per class (a seeded
@@ -22,8 +22,6 @@ Prints mean and range over seeds of the test accuracy.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import subprocess
@@ -34,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inverse import LIMIT, held_out  # noqa: E402
+import ganforge
+from ganforge.metrics.features import train_classifier
+from ganforge.metrics.tstr import accuracy, generated_set
 
-import ganforge  # noqa: E402
-from ganforge.metrics.features import train_classifier  # noqa: E402
-from ganforge.metrics.tstr import accuracy, generated_set  # noqa: E402
+from . import harness
+from .inverse import LIMIT, held_out
 
 
 def per_class(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -70,13 +68,12 @@ def own_gan(x, y, seconds: float, seed: int, root: Path) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("--run-dir", type=Path, required=True, help="a conditional run on the 4,000 digits")
     ap.add_argument("--per-class", default="10,50,500")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--generated", type=int, default=500, help="M generated images per class")
     ap.add_argument("--own-gan-seconds", type=float, default=60, help="0: skip the per-N GANs")
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     (xt, yt), (xh, yh) = held_out()
     xh = xh * 2 - 1
@@ -116,15 +113,12 @@ def main() -> None:
         rows.append({"per_class": 0, "train_set": f"generated only ({args.generated}/class, GAN-train)",
                      "mean": statistics.mean(gen_only), "min": min(gen_only), "max": max(gen_only),
                      "seeds": len(gen_only)})
-    print(f"\n| real per class | training set | test accuracy, mean | min - max | seeds |\n|---|---|---|---|---|")
+    print("\n| real per class | training set | test accuracy, mean | min - max | seeds |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['per_class']} | {r['train_set']} | {r['mean']:.4f} | {r['min']:.4f} - {r['max']:.4f} | "
               f"{r['seeds']} |")
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in rows:
-                f.write(json.dumps({"date": time.strftime("%Y-%m-%d"), "run": str(args.run_dir), "limit": LIMIT,
-                                    **r}) + "\n")
+    for r in rows:
+        harness.record("augmentation", {"run": str(args.run_dir), "limit": LIMIT, **r}, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Training speed of the `dcgan` preset at 64 px: one process, 2 processes on gloo (CPU), and CUDA when present.
 
-    python benchmarks/dcgan.py                 # about 3 minutes on 2 CPU cores
-    python benchmarks/dcgan.py --steps 50      # more steps per measurement (GPU machines)
+    python -m benchmarks.dcgan                 # about 3 minutes on 2 CPU cores
+    python -m benchmarks.dcgan --steps 50      # more steps per measurement (GPU machines)
 
 Every configuration runs `ganforge train --preset dcgan` as its own process (torchrun for 2 processes) on
 a folder of 64 px pictures built from images inside matplotlib, for 2 × --steps steps: the first half
@@ -12,20 +12,19 @@ Prints a Markdown table; copy it into benchmarks/README.md with the date and mac
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from ganforge.data.examples import write_example_folder
+
+from . import harness
 
 
 def _free_port() -> int:
@@ -48,14 +47,12 @@ def _img_per_s(folder: Path, out: Path, steps: int, batch: int, procs: int, devi
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = harness.parser(__doc__)
     p.add_argument("--steps", type=int, default=8, help="measured steps per configuration (after as many warm-up)")
     p.add_argument("--batch", type=int, default=128, help="per-process batch (the preset's is 128)")
     args = p.parse_args()
     cores = os.cpu_count() or 1
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {cores} CPU cores"
-          + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
-          + f", torch {torch.__version__}, python {platform.python_version()}\n")
+    print(harness.header(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU") + "\n")
     print("| device | processes | threads/process | batch per process | effective batch | img/s | vs 1 CPU process |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +69,8 @@ def main() -> None:
             base = base or rate
             print(f"| {device} | {procs} | {threads} | {batch} | {batch * procs} | {rate:.0f} | {rate / base:.2f}x |",
                   flush=True)
+            harness.record("dcgan", {"device": device, "processes": procs, "threads_per_process": threads,
+                                     "batch": batch, "img_per_s": rate, "vs_one_cpu_process": rate / base}, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Does the default's EMA cause its drift after ~150 s? One run with extra EMAs of G beside the run's own.
 
-    python benchmarks/ema_drift.py --seed 2 --seconds 600 --out /tmp/drift
-    python benchmarks/ema_drift.py --seed 0 --seconds 120 --every 500 --out /tmp/e \
+    python -m benchmarks.ema_drift --seed 2 --seconds 600 --out /tmp/drift
+    python -m benchmarks.ema_drift --seed 0 --seconds 120 --every 500 --out /tmp/e \
         --emas 0.05:0.999,0.1:0.999,0.2:0.9999,0.3:0.9999          # other ramp-ups, same run
 
 Trains the default preset for `--seconds` through the Python API with an `on_step` hook that keeps EMAs
@@ -14,24 +14,20 @@ The hook costs a few per cent of the steps.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speedrun import Scorer  # noqa: E402
+import ganforge
+from ganforge.config import parse_set
+from ganforge.metrics import evaluate
+from ganforge.training.step import ema_decay, update_ema
 
-import ganforge  # noqa: E402
-from ganforge.config import parse_set  # noqa: E402
-from ganforge.metrics import evaluate  # noqa: E402
-from ganforge.training.step import ema_decay, update_ema  # noqa: E402
+from . import harness
 
 CAPS = {"half-life 693": 0.999, "300": 0.5 ** (1 / 300), "150": 0.5 ** (1 / 150), "75": 0.5 ** (1 / 75)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--every", type=int, default=1000)
@@ -58,7 +54,7 @@ def main() -> None:
     cfg = ganforge.resolve_config(overrides={"seed": args.seed, "train.max_seconds": args.seconds,
                                              **parse_set(args.sets)})
     run = ganforge.train(cfg, args.out, on_step=on_step)
-    scorer, gan = Scorer(), ganforge.load(args.out)
+    scorer, gan = harness.MnistScorer(), ganforge.load(args.out)
     x, ref, floor = scorer.samples(gan)
     print(f"{run.step} steps in {run.elapsed:.0f} s; sample uses {gan.source.name} (step {gan.step}): "
           f"{evaluate(x, ref)['fid'] / floor['fid']:.3f}x\n")

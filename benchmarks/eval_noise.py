@@ -1,6 +1,6 @@
 """How noisy is the speedrun / mnist_quality score of one checkpoint? FID / floor under several evaluation draws.
 
-    python benchmarks/eval_noise.py RUN_DIR_OR_CHECKPOINT [...] [--draws 5]
+    python -m benchmarks.eval_noise RUN_DIR_OR_CHECKPOINT [...] [--draws 5]
 
 For each checkpoint: the protocol's score (2,500 samples of the fixed evaluation noise against the fixed
 half of mnist5k, the other half as the floor) recomputed with `--draws` other noise seeds, for a
@@ -12,20 +12,16 @@ evaluations now); then the fixed draw against `--draws` other random halves of m
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speedrun import Scorer  # noqa: E402  (the same protocol)
+import ganforge
+from ganforge.config import DataConfig, EvalConfig
+from ganforge.data import load_dataset
+from ganforge.metrics import eval_labels, evaluate, reference
 
-import ganforge  # noqa: E402
-from ganforge.config import DataConfig, EvalConfig  # noqa: E402
-from ganforge.data import load_dataset  # noqa: E402
-from ganforge.metrics import eval_labels, evaluate, reference  # noqa: E402
+from . import harness
 
 
 def _summary(values: list) -> str:
@@ -33,11 +29,11 @@ def _summary(values: list) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--draws", type=int, default=5)
     args = ap.parse_args()
-    scorer = Scorer()
+    scorer = harness.MnistScorer()
     for ck in args.checkpoints:
         gan = ganforge.load(ck)
         ref, floor = scorer.floor_and_ref(gan.data_shape[-1], gan.data_shape[0])

@@ -1,6 +1,6 @@
 """The standard Inception FID of runs on mnist5k, beside the real-vs-real floor, and its cost on this CPU.
 
-    python benchmarks/inception_fid.py RUN [RUN ...] [--n 2500]
+    python -m benchmarks.inception_fid RUN [RUN ...] [--n 2500]
 
 The floor is `ganforge eval --real-baseline --data mnist5k --features inception --n N`: N real digits against
 N others (two seeded halves, eval.seed 1234). Each run is scored with the same protocol against the same
@@ -12,8 +12,6 @@ seeded noise (and uniform classes for conditional runs). The reference half's fe
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
@@ -24,13 +22,14 @@ from ganforge.config import DataConfig, EvalConfig
 from ganforge.data import load_dataset
 from ganforge.metrics import evaluate, reference
 
+from . import harness
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--n", type=int, default=2500, help="images per side (default 2,500: mnist5k's half)")
     ap.add_argument("--floor", action="store_true", help="also compute the floor (embeds the other half)")
-    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     ev = EvalConfig(features="inception")
     data = load_dataset(DataConfig(), verbose=False)
@@ -55,10 +54,8 @@ def main() -> None:
         rows.append({"what": str(run), "checkpoint": gan.source.name, "step": gan.step, "fid": found["fid"],
                      "kid": found["kid"], "s_per_1000": 1000 * secs / args.n})
         print(rows[-1], flush=True)
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in rows:
-                f.write(json.dumps({"date": time.strftime("%Y-%m-%d"), "n": args.n, **r}) + "\n")
+    for r in rows:
+        harness.record("inception_fid", {"n": args.n, **r}, args)
 
 
 if __name__ == "__main__":

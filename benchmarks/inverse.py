@@ -1,7 +1,7 @@
 """Projection and inpainting on real digits the run never trained on.
 
-    python benchmarks/inverse.py --run-dir /tmp/inv-run          # trains it first when missing (~2 min)
-    python benchmarks/inverse.py --run-dir /tmp/inv-run --n 200 --only projection
+    python -m benchmarks.inverse --run-dir /tmp/inv-run          # trains it first when missing (~2 min)
+    python -m benchmarks.inverse --run-dir /tmp/inv-run --n 200 --only projection
 
 The run is the default preset trained as `ganforge train` trains it (its 120 s budget) on 4,000 of
 mnist5k (`--set data.limit=4000`, a fixed seeded choice); the other 1,000 digits are held out, and --n of
@@ -20,10 +20,7 @@ trained on the same 4,000 digits (never on the held-out ones) reads the results.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import platform
 import subprocess
 import sys
 import time
@@ -33,8 +30,10 @@ import torch
 
 import ganforge
 from ganforge.data import load_mnist5k, subset
-from ganforge.repair import parse_mask
 from ganforge.metrics.features import domain_classifier
+from ganforge.repair import parse_mask
+
+from . import harness
 
 LIMIT = 4000
 
@@ -53,7 +52,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("--run-dir", type=Path, required=True, help="the run (trained here first when missing)")
     ap.add_argument("--n", type=int, default=1000, help="held-out digits (default all 1,000)")
     ap.add_argument("--curve", default="25,50,100,200,400", help="steps for the projection curve (pixel features)")
@@ -61,7 +60,6 @@ def main() -> None:
     ap.add_argument("--features", default="pixel,discriminator,classifier")
     ap.add_argument("--masks", default="top-half,left-half,center:14")
     ap.add_argument("--only", choices=("projection", "inpainting", "curve"), action="append")
-    ap.add_argument("--json", type=Path, help="append the rows here")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if not args.run_dir.exists():
@@ -73,9 +71,9 @@ def main() -> None:
     clf = domain_classifier(xt, yt, f"mnist5k-train{LIMIT}")
     read = lambda img: clf(img * 2 - 1)["probs"].argmax(1)  # noqa: E731
     gan = ganforge.load(args.run_dir)
-    print(f"# {platform.node()} {torch.get_num_threads()} threads; run {args.run_dir} (step {gan.step}, "
+    print(harness.header(f"run {args.run_dir} (step {gan.step}, "
           f"{gan.source.name}); {len(xh)} held-out digits; classifier held-out accuracy "
-          f"{clf.info['heldout_accuracy']:.3f}, on the targets {float((read(xh) == yh).double().mean()):.3f}")
+          f"{clf.info['heldout_accuracy']:.3f}, on the targets {float((read(xh) == yh).double().mean()):.3f}"))
     rows = []
     only = set(args.only or ("projection", "inpainting", "curve"))
 
@@ -123,10 +121,8 @@ def main() -> None:
                 psnr_hole_filled=psnr(r.filled, xh, hole), psnr_hole_background=psnr(masked, xh, hole),
                 known_max_diff=float(((r.filled - xh) * m).abs().max()), seconds=secs, images_per_s=len(xh) / secs,
                 **({"class_found_correct": float((r.y == yh).double().mean())} if r.y is not None else {}))
-    if args.json:
-        with open(args.json, "a") as f:
-            for r in rows:
-                f.write(json.dumps({"date": time.strftime("%Y-%m-%d"), "run": str(args.run_dir), **r}) + "\n")
+    for r in rows:
+        harness.record("inverse", {"run": str(args.run_dir), **r}, args)
 
 
 if __name__ == "__main__":

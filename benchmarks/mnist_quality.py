@@ -1,8 +1,8 @@
 """Sample quality of each MNIST preset after a fixed wall-clock budget, against the real-vs-real floor.
 
-    python benchmarks/mnist_quality.py                       # budgets 60 and 120 s (about 12 minutes)
-    python benchmarks/mnist_quality.py --budgets 60,120,300  # and 300 s (about 30 minutes)
-    python benchmarks/mnist_quality.py --presets mnist-conv --budgets 120 --set optim.lr_schedule=cosine
+    python -m benchmarks.mnist_quality                       # budgets 60 and 120 s (about 12 minutes)
+    python -m benchmarks.mnist_quality --budgets 60,120,300  # and 300 s (about 30 minutes)
+    python -m benchmarks.mnist_quality --presets mnist-conv --budgets 120 --set optim.lr_schedule=cosine
                                                              # one lever against the preset, same protocol
 
 Each preset trains on the embedded mnist5k with `--max-seconds BUDGET` (one process, all cores, its own
@@ -16,22 +16,14 @@ The project's goal: FID within 2.5x of the floor with all 10 digits covered, wit
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import sys
 import tempfile
-import time
 from pathlib import Path
-
-import torch
 
 import ganforge
 from ganforge.config import load_preset
 from ganforge.metrics import evaluate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speedrun import Scorer  # noqa: E402  (the same protocol: the same halves of mnist5k, the same floor)
+from . import harness
 
 COLUMNS = ("fid", "precision", "recall", "coverage", "modes_covered", "kl_modes", "classifier_score")
 
@@ -45,7 +37,7 @@ def _row(label: str, budget: str, steps: str, found: dict, floor_fid: float) -> 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = harness.parser(__doc__)
     p.add_argument("--budgets", default="60,120", help="comma-separated seconds")
     p.add_argument("--presets", default="", help="comma-separated (default: every preset on mnist5k)")
     p.add_argument("--n", type=int, default=2500, help="images on each side (at most half of mnist5k)")
@@ -59,7 +51,7 @@ def main() -> None:
     presets = [s for s in args.presets.split(",") if s] or \
         [q for q in ganforge.preset_names() if load_preset(q).get("data", {}).get("name", "mnist5k") == "mnist5k"]
     budgets = [float(b) for b in args.budgets.split(",")]
-    scorer, shown = Scorer(args.n), set()  # the classifier is trained on the data at the size the preset trains on
+    scorer, shown = harness.MnistScorer(args.n), set()  # the classifier is trained on the data at the size the preset trains on
 
     def ref_for(x):
         size, channels = x.shape[-1], x.shape[1]
@@ -71,8 +63,7 @@ def main() -> None:
                   f"{ref.extractor.info['heldout_accuracy']:.1%} -->", flush=True)
         return ref, floor["fid"]
 
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"python {platform.python_version()}")
+    print(harness.header())
     print(f"# features: the domain classifier (LeNet) trained on mnist5k at each preset's image size; "
           f"{args.n} vs {args.n} images\n")
     head = ("| preset | budget (s) | steps | FID | FID / floor | precision | recall | coverage | modes | "
@@ -92,6 +83,10 @@ def main() -> None:
                 found = evaluate(x, ref)
                 label = preset + "".join(f" {k}" for k in args.sets)
                 print(_row(label, f"{budget:g}", str(run.step), found, floor_fid), flush=True)
+                harness.record("mnist_quality", {"preset": label, "budget": budget, "seed": args.seed, "step": run.step,
+                                                 "floor": floor_fid, "ratio": found["fid"] / floor_fid,
+                                                 **{k: v for k, v in found.items() if isinstance(v, (int, float))}},
+                               args)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,13 @@
 """Training speed of each preset that trains on the embedded mnist5k on this machine, and the wall time of `ganforge train` with no arguments.
 
-    python benchmarks/presets.py            # speed table (about 1 minute on 2 cores)
-    python benchmarks/presets.py --default  # also time the default preset's full budget (about 2 minutes)
+    python -m benchmarks.presets            # speed table (about 1 minute on 2 cores)
+    python -m benchmarks.presets --default  # also time the default preset's full budget (about 2 minutes)
 
 Prints a Markdown table; copy it into benchmarks/README.md with the date and machine.
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import statistics
 import subprocess
 import sys
@@ -17,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import ganforge
 from ganforge.config import DEFAULT_PRESET, load_preset
+
+from . import harness
 
 
 def _speed(preset: str, steps: int, repeats: int) -> tuple:
@@ -38,13 +36,12 @@ def _speed(preset: str, steps: int, repeats: int) -> tuple:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = harness.parser(__doc__)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--default", action="store_true", help="also time `ganforge train` with no arguments")
     args = p.parse_args()
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, python {platform.python_version()}\n")
+    print(harness.header() + "\n")
     print("| preset | batch | steps/s | img/s (median) | img/s (min-max) | seconds for the preset's budget |")
     print("|---|---|---|---|---|---|")
     mnist = [p for p in ganforge.preset_names() if load_preset(p).get("data", {}).get("name", "mnist5k") == "mnist5k"]
@@ -55,6 +52,8 @@ def main() -> None:
         budget_steps = (cfg.train.epochs * (5000 // B)) // cfg.d_steps
         print(f"| {preset} | {B} | {med / B / cfg.d_steps:.1f} | {med:.0f} | {lo:.0f}-{hi:.0f} | "
               f"{budget_steps * B * cfg.d_steps / med:.0f} (estimated, {cfg.train.epochs} epochs) |")
+        harness.record("presets", {"preset": preset, "batch": B, "img_per_s": med, "img_per_s_min": lo,
+                                   "img_per_s_max": hi, "steps": args.steps, "repeats": args.repeats}, args)
     if args.default:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.monotonic()

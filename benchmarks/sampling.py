@@ -1,8 +1,8 @@
 """Exports and sampling: file sizes and verification per architecture, onnxruntime vs ganforge sampling
 throughput, the truncation trade (precision/recall at psi), and peak memory of a 100,000-image sample.
 
-    python benchmarks/sampling.py --run RUN_DIR      # a trained run of the default preset
-    python benchmarks/sampling.py                     # trains the default preset for --seconds first
+    python -m benchmarks.sampling --run RUN_DIR      # a trained run of the default preset
+    python -m benchmarks.sampling                     # trains the default preset for --seconds first
 
 Tables:
   1. export: for the run and for one freshly initialised run of each other architecture (1 step), each
@@ -16,10 +16,6 @@ Tables:
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,12 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import ganforge
 from ganforge.config import resolve_config
 from ganforge.exports import export_verified
+
+from . import harness
 
 OTHERS = {
     "mnist-mlp-bn (MLP, BatchNorm)": ("mnist-mlp-bn", {"data.limit": 64}),
@@ -106,14 +103,13 @@ def peak_rss(run_dir: Path, root: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("--run", help="a trained run dir (default: train the default preset for --seconds)")
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--skip", default="", help="comma-separated tables to skip: export,throughput,truncation,memory")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d')}")
+    print(harness.header())
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         run_dir = Path(args.run) if args.run else ganforge.train(

@@ -1,8 +1,8 @@
 """Soak: one run of the default preset through a seeded schedule of faults, each followed by --resume,
 then compared with an uninterrupted run of the same seed.
 
-    python benchmarks/soak.py                 # 50 faults, about 10 minutes on 2 cores
-    python benchmarks/soak.py --faults 5 --steps 300
+    python -m benchmarks.soak                 # 50 faults, about 10 minutes on 2 cores
+    python -m benchmarks.soak --faults 5 --steps 300
 
 Fault kinds, in a seeded random order (each kind at least once):
   kill          SIGKILL at a random moment
@@ -19,7 +19,6 @@ same bytes, and no kill may lose more steps than one checkpoint interval. Prints
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -30,6 +29,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from . import harness
 
 KINDS = ("kill", "kill-ckpt", "kill-append", "sigterm", "second", "disk-full")
 WALL_CLOCK = ("img_per_s", "elapsed_s")
@@ -208,7 +209,7 @@ def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("--faults", type=int, default=50)
     ap.add_argument("--steps", type=int, default=4000, help="the run's budget (the default preset, mnist5k)")
     ap.add_argument("--every", type=int, default=50, help="checkpoint interval in steps")
@@ -229,6 +230,11 @@ def main() -> None:
           f"of the uninterrupted run present and identical: {r['nothing_lost']}; extra eval lines / grids from "
           f"graceful stops: {r['extra_lines']} / {r['extra_grids']} (only at those steps: "
           f"{r['extras_only_at_graceful_stops']}); {time.time() - t0:.0f} s")
+    harness.record("soak", {"faults": len(ev), "steps": args.steps, "every": args.every, "seed": args.seed,
+                            "as_expected": sum(e["ok"] for e in ev), "redone_total": sum(r["redone"]),
+                            "redone_max": max(r["redone"] or [0]), "bytes_lost": r["bytes_lost"],
+                            **{k: r[k] for k in ("weights_identical", "train_lines_identical", "one_line_per_step",
+                                                 "nothing_lost")}, "seconds": round(time.time() - t0)}, args)
 
 
 if __name__ == "__main__":

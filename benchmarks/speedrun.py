@@ -1,17 +1,17 @@
 """Quality against wall-clock time: FID (and modes, precision, recall) after 30, 60, 120, 300, 600 s.
 
-    python benchmarks/speedrun.py                                   # 3 presets x 5 budgets x 3 seeds (~3 h)
-    python benchmarks/speedrun.py --presets default --budgets 30,60,120 --seeds 0,1,2
-    python benchmarks/speedrun.py --presets default --budgets 120 --set optim.lr_schedule=linear
+    python -m benchmarks.speedrun                                   # 3 presets x 5 budgets x 3 seeds (~3 h)
+    python -m benchmarks.speedrun --presets default --budgets 30,60,120 --seeds 0,1,2
+    python -m benchmarks.speedrun --presets default --budgets 120 --set optim.lr_schedule=linear
                                                                     # a lever against the preset, same protocol
-    python benchmarks/speedrun.py --from a.jsonl b.jsonl            # table and plot from saved rows
+    python -m benchmarks.speedrun --from results/speedrun.jsonl     # table and plot from saved rows
 
 Each run is the command a user types: `ganforge train [--preset P] --max-seconds B --seed S --run-dir D`
 in a fresh process, so everything the run does counts against its budget (grids, checkpoints and the
 presets' own in-training evaluations); `--max-seconds` replaces a preset's epoch or step budget, so
 time is the only budget. After training, and outside its clock,
 the generator that `ganforge sample D` would use (the latest checkpoint, or best.pt when the latest
-scored worse) is scored as in `mnist_quality.py`: the domain classifier's features (LeNet trained on
+scored worse) is scored by harness.MnistScorer (as `mnist_quality`): the domain classifier's features (LeNet trained on
 mnist5k at the preset's image size), 2,500 generated images of the fixed evaluation noise against a
 fixed half of mnist5k, and the other half against the same half as the floor.
 
@@ -27,89 +27,27 @@ own evaluations do since 2026-12-02; `--labels random` draws them uniformly, the
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
+from ganforge.config import DEFAULT_PRESET
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rundirs import run_dir_name  # noqa: E402
-from throughput import matmul_peak  # noqa: E402
+from . import harness
 
-import ganforge  # noqa: E402
-from ganforge.config import DEFAULT_PRESET, DataConfig, EvalConfig  # noqa: E402
-from ganforge.data import load_dataset  # noqa: E402
-from ganforge.metrics import eval_labels, evaluate, reference  # noqa: E402
-
+NAME = "speedrun"
 PRESETS = ["default", "mnist-dcgan", "mnist-mlp-tuned"]
 TARGET = 2.5  # FID within 2.5x of the real-vs-real floor
+HEADLINE = ("preset", "budget", "seed", "step", "ratio", "precision", "recall", "modes", "worst_class_acc")
+HEADLINE_NOTE = "the default preset as it is now, the newest day it was measured"
 
 
-class Scorer:
-    """The mnist_quality protocol: n generated images against a fixed half of mnist5k, per image size."""
-
-    def __init__(self, n: int = 2500, class_n: int = 500, labels: str = "matched") -> None:
-        self.n, self.class_n, self.labels, self.refs = n, class_n, labels, {}
-        half = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
-        self.a, self.b = half[:n].sort().values, half[n:2 * n].sort().values
-
-    def floor_and_ref(self, size: int, channels: int):
-        if (size, channels) not in self.refs:
-            data = load_dataset(DataConfig(image_size=size, channels=channels), verbose=False)
-            ref = reference(data, EvalConfig(), x=data.x[self.a], y=data.y[self.a])
-            self.refs[size, channels] = ref, evaluate(data.x[self.b], ref)
-        return self.refs[size, channels]
-
-    def samples(self, gan) -> tuple:
-        """``n`` samples of the fixed evaluation noise, with the reference and floor of their image size. A
-        conditional G draws them in the reference half's class proportions (``labels="matched"``, as
-        ganforge's own evaluations do) or with uniform random labels (``"random"``, the protocol before
-        2026-12-02: the label histogram's noise then reads as FID, ±0.27x on one checkpoint)."""
-        seed = EvalConfig().seed
-        ref, floor = self.floor_and_ref(gan.data_shape[-1], gan.data_shape[0])
-        y = None
-        if gan.n_classes:
-            y = eval_labels(self.n, gan.n_classes, ref, seed) if self.labels == "matched" else \
-                gan.labels(self.n, None, seed)
-        return gan.generate(gan.noise(self.n, seed=seed), y), ref, floor
-
-    def __call__(self, run_dir: Path) -> dict:
-        gan = ganforge.load(run_dir)
-        x, ref, floor = self.samples(gan)
-        found = evaluate(x, ref)
-        row = {"fid": found["fid"], "floor": floor["fid"], "ratio": found["fid"] / floor["fid"],
-               "precision": found["precision"], "recall": found["recall"], "modes": found["modes_covered"],
-               "kl_modes": found["kl_modes"], "checkpoint": gan.source.name, "step": gan.step}
-        if gan.n_classes:  # sample --class K, read by the domain classifier
-            hits = [float((ref.extractor(gan.sample(self.class_n, seed=K, labels=K) * 2 - 1)["probs"].argmax(1)
-                           == K).double().mean()) for K in range(gan.n_classes)]
-            row["class_acc"] = [round(h, 3) for h in hits]
-            row["worst_class_acc"], row["class_n"], row["labels"] = min(hits), self.class_n, self.labels
-        return row
-
-
-def train_one(preset: str, budget: float, seed: int, root: Path, conditional: bool = False,
-              sets: tuple = ()) -> dict:
-    run_dir = root / run_dir_name(preset, sets, f"{budget:g}", seed)
-    cmd = [sys.executable, "-m", "ganforge", "train", "--max-seconds", f"{budget:g}", "--seed", str(seed),
-           "--run-dir", str(run_dir), "--quiet"]
-    if preset != "default":
-        cmd += ["--preset", preset]
-    if conditional:
-        cmd += ["--set", "conditional=true"]
-    for item in sets:
-        cmd += ["--set", item]
-    t0 = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return {"wall_s": time.monotonic() - t0, "run_dir": run_dir}
+def headline(rows: list) -> list:
+    """The newest rows of the plain default (no lever, no other preset)."""
+    mine = [r for r in rows if r.get("preset") == "default"]
+    last = max((r["date"] for r in mine), default=None)
+    return [r for r in mine if r["date"] == last]
 
 
 def table(rows: list) -> str:
@@ -168,11 +106,10 @@ def plot(rows: list, path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated; 'default' = no --preset")
     ap.add_argument("--budgets", default="30,60,120,300,600", help="comma-separated seconds")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--jsonl", default="speedrun.jsonl", help="append each run's row here")
     ap.add_argument("--from", dest="source", nargs="+", help="only print the table and plot from these .jsonl files")
     ap.add_argument("--plot", default="docs/speedrun.png")
     ap.add_argument("--keep", help="keep the run dirs under this folder (default: a temporary one)")
@@ -188,25 +125,25 @@ def main() -> None:
     if args.source:
         rows = [json.loads(line) for src in args.source for line in Path(src).read_text().splitlines() if line.strip()]
     else:
-        peak = matmul_peak()
-        print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} CPU cores, torch "
-              f"{torch.__version__}, fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; default = {DEFAULT_PRESET}\n",
+        peak = harness.matmul_peak()
+        print(harness.header(f"fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; default = {DEFAULT_PRESET}") + "\n",
               flush=True)
-        scorer, rows = Scorer(class_n=args.class_n, labels=args.labels), []
+        scorer, rows = harness.MnistScorer(class_n=args.class_n, labels=args.labels), []
+        sets = [*args.sets, *(["conditional=true"] if args.conditional else [])]
         with tempfile.TemporaryDirectory() as tmp:
-            d = args.keep or tmp
+            d = Path(args.keep or tmp)
             for preset in args.presets.split(","):
                 for budget in [float(b) for b in args.budgets.split(",")]:
                     for seed in [int(s) for s in args.seeds.split(",")]:
-                        ran = train_one(preset, budget, seed, Path(d), args.conditional, tuple(args.sets))
+                        run_dir = d / harness.run_dir_name(preset, args.sets, f"{budget:g}", seed)
+                        run, wall = harness.train(None if preset == "default" else preset, run_dir, sets, seed,
+                                                  max_seconds=budget)
                         label = preset + (" conditional" if args.conditional else "") + \
                             "".join(f" --set {item}" for item in args.sets)
-                        row = {"preset": label, "budget": budget,
-                               "seed": seed, "wall_s": round(ran["wall_s"], 1),
-                               **scorer(ran["run_dir"]), "peak_gflops": round(peak / 1e9, 1)}
+                        row = harness.record(NAME, {"preset": label, "budget": budget, "seed": seed,
+                                                    "wall_s": round(wall, 1), **scorer(run.dir),
+                                                    "peak_gflops": round(peak / 1e9, 1)}, args)
                         print(json.dumps(row), flush=True)
-                        with open(args.jsonl, "a") as f:
-                            f.write(json.dumps(row) + "\n")
                         rows.append(row)
     print("\n" + table(rows))
     plot(rows, Path(args.plot))

@@ -1,8 +1,8 @@
 """Training throughput: the classic tutorial loop against ganforge's loop, same models, same process.
 
-    python benchmarks/throughput.py                          # the four presets, about 4 minutes on 2 cores
-    python benchmarks/throughput.py --presets mnist-mlp --repeats 5
-    python benchmarks/throughput.py --set train.fast=false   # the levers off (plain path), for their effect
+    python -m benchmarks.throughput                          # the four presets, about 4 minutes on 2 cores
+    python -m benchmarks.throughput --presets mnist-mlp --repeats 5
+    python -m benchmarks.throughput --set train.fast=false   # the levers off (plain path), for their effect
 
 For each preset, images per second of whole training steps (d_steps D updates + g_steps G updates;
 images = real images seen by D) for:
@@ -28,9 +28,6 @@ loop (activations, losses, Adam, Python) keeps.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,6 +41,8 @@ import ganforge
 from ganforge.config import parse_set
 from ganforge.data import load_dataset
 from ganforge.models import build_discriminator, build_generator, noise
+
+from . import harness
 
 PRESETS = ["mnist-mlp", "mnist-mlp-bn", "mnist-dcgan", "dcgan"]
 # (warm-up steps, measured steps) per timing
@@ -179,17 +178,6 @@ def flops_per_image(cfg, shape) -> float:
     return 2.0 * per_step / cfg.d_steps  # FLOPs per real image
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n ** 3 / best
-
-
 def linear_layers(net: nn.Module, x: torch.Tensor) -> list:
     """(in_features, out_features) of every Linear layer, in the order a forward pass meets them."""
     return [(m.in_features, m.out_features) for m, _, _ in layer_calls(net, x) if isinstance(m, nn.Linear)]
@@ -242,7 +230,7 @@ def gemm_ceiling(cfg, shape, repeats: int = 7) -> "float | None":
 # ---------------------------------------------------------------- main
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -250,10 +238,8 @@ def main() -> None:
     ap.add_argument("--folder", help="dcgan: a folder of images (default: 512 crops of matplotlib's sample pictures)")
     args = ap.parse_args()
     sets = parse_set(args.sets)
-    threads = torch.get_num_threads()
-    peak = matmul_peak()
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()} ({platform.processor() or 'cpu'}), "
-          f"{os.cpu_count()} cores, {threads} threads, torch {torch.__version__}, python {platform.python_version()}")
+    peak = harness.matmul_peak()
+    print(harness.header())
     print(f"# fp32 matmul peak (2048x2048, best of 5): {peak / 1e9:.1f} GFLOP/s"
           + (f"; --set {' '.join(args.sets)}" if args.sets else "") + "\n", flush=True)
     head = ("| preset | batch | classic img/s (median, min-max) | ganforge img/s (median, min-max) | ganforge / classic "
@@ -288,6 +274,9 @@ def main() -> None:
             print(f"| {preset} | {cfg.train.batch_size} | {ma:.0f} ({min(a):.0f}-{max(a):.0f}) | "
                   f"{mb:.0f} ({min(b):.0f}-{max(b):.0f}) | {mb / ma:.2f}x | {gflops:.1f} | "
                   f"{100 * gflops * 1e9 / peak:.0f}% | {ceiling_cols} |", flush=True)
+            harness.record("throughput", {"preset": preset, "sets": args.sets, "classic_img_per_s": a,
+                                          "ganforge_img_per_s": b, "ratio": mb / ma, "model_gflops": gflops,
+                                          "peak_gflops": peak / 1e9}, args)
 
 
 if __name__ == "__main__":

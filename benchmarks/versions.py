@@ -1,7 +1,7 @@
 """Training throughput of this working tree against another git revision, measured in one run.
 
-    python benchmarks/versions.py --ref 1f2a816                    # the four presets, 3 rounds
-    python benchmarks/versions.py --ref main --presets mnist-mlp --repeats 5
+    python -m benchmarks.versions --ref 1f2a816                    # the four presets, 3 rounds
+    python -m benchmarks.versions --ref main --presets mnist-mlp --repeats 5
 
 For a change that must not slow the loop down (a refactor), this times ``ganforge.train`` — whole
 steps, the duties around them included, warm-up excluded — for the code at ``--ref`` (checked out into
@@ -12,19 +12,18 @@ min-max img/s of each and the ratio of medians (tree / ref).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from . import harness
+from .throughput import PRESETS, STEPS  # the same presets and step counts
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from throughput import PRESETS, STEPS  # noqa: E402  (the same presets and step counts)
 
 _TIMER = r"""
 import json, sys, tempfile, time
@@ -69,7 +68,7 @@ def _example_folder() -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__)
     ap.add_argument("--ref", required=True, help="the git revision to compare with (e.g. a commit before a refactor)")
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--repeats", type=int, default=3)
@@ -78,7 +77,7 @@ def main() -> None:
         tree = Path(d) / "ref"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), args.ref], check=True)
         try:
-            print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; ref {args.ref} vs working tree")
+            print(harness.header(f"ref {args.ref} vs working tree"))
             print(f"{'preset':<14} {'ref img/s (min-max)':>26} {'tree img/s (min-max)':>26} {'tree/ref':>9}")
             for preset in args.presets.split(","):
                 got = {"ref": [], "tree": []}

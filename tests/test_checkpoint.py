@@ -4,8 +4,7 @@ import pickle
 import pytest
 import torch
 
-from ganforge.checkpoint import (checkpoint_files, latest_checkpoint, load_checkpoint, save_checkpoint,
-                                 write_atomic)
+from ganforge.checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from ganforge.errors import GanforgeError, StorageError
 
 
@@ -84,6 +83,7 @@ def test_resume_and_load_fall_back_past_a_corrupt_latest_checkpoint(tmp_path, ca
 
 def test_export_loads_and_samples_without_the_run_dir(tmp_path, capsys):
     import numpy as np
+
     import ganforge
     from ganforge.cli import main
     from ganforge.config import resolve_config

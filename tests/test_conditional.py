@@ -36,6 +36,7 @@ def test_conditional_needs_labels(tmp_path, capsys):
     assert "d_pack: 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_short_conditional_run_draws_the_class_asked_for(tmp_path, capsys):
     # mnist-mlp with cgan.py's Adam betas (0.5, 0.999): with β1 0.9 this short run collapses onto one digit
     cfg = resolve_config("mnist-mlp", overrides={"conditional": True, "train.epochs": None, "train.steps": 800,

@@ -1,8 +1,7 @@
 import pytest
 import yaml
 
-from ganforge.config import (DEFAULT_PRESET, Config, parse_interval, parse_set, preset_names,
-                             resolve_config)
+from ganforge.config import DEFAULT_PRESET, Config, parse_interval, parse_set, preset_names, resolve_config
 from ganforge.errors import GanforgeError
 
 

@@ -18,8 +18,9 @@ import ganforge
 from ganforge.config import resolve_config
 from ganforge.errors import GanforgeError
 
-pytestmark = pytest.mark.skipif(not tdist.is_available() or not tdist.is_gloo_available(),
-                                reason="this PyTorch build has no gloo backend")
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not tdist.is_available() or not tdist.is_gloo_available(),
+                                reason="this PyTorch build has no gloo backend")]  # slow: torchrun and gloo process groups
 
 # mnist-dcgan, tiny: 128 digits at 32 px, narrow nets, batch 8 per process (16 per step), unconditional
 # (the preset is class-conditional on labelled data; the golden case ddp-2 runs it so under two processes)

@@ -2,16 +2,17 @@ import json
 
 import pytest
 import torch
+from golden import poison_once
 
 import ganforge
 from ganforge.config import resolve_config
 from ganforge.errors import DivergedError
-from golden import poison_once
 
 SETS = {"data.limit": 256, "train.batch_size": 32, "log.progress": False, "log.every": 4,
         "log.checkpoint_every": "8 steps", "train.steps": 40}
 
 
+@pytest.mark.slow
 def test_nan_rolls_back_lowers_the_learning_rates_and_finishes(tmp_path, capsys):
     cfg = resolve_config("mnist-mlp", overrides=SETS)
     run = ganforge.train(cfg, tmp_path / "r", on_step=poison_once(19))

@@ -10,10 +10,10 @@ import torch
 from ganforge.config import resolve_config
 from ganforge.diagnostics import Diagnostics
 from ganforge.dist import World
-from ganforge.training import loop
 from ganforge.metric_spec import rank, rank_key
-from ganforge.training.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses
+from ganforge.training import loop
 from ganforge.training.context import Training
+from ganforge.training.duties import Budget, Checkpoints, Diagnose, Duty, EvaluateImages, LogLosses
 from ganforge.training.state import TrainState
 from ganforge.training.step import StepOut
 

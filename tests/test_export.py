@@ -1,6 +1,5 @@
 """Exports: ONNX, TorchScript and safetensors for every kind of generator, verified; the torch-free sampler."""
 
-import io
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import ganforge
 from ganforge.cli import main
 from ganforge.config import resolve_config
 from ganforge.data import to_unit
-from ganforge.errors import ExportMismatch, GanforgeError
+from ganforge.errors import ExportMismatch
 from ganforge.exports import OPSET, export_verified
 
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'ganforge[onnx]')")

@@ -54,6 +54,7 @@ def test_the_lock_names_its_holder_and_frees_on_release(tmp_path):
     RunLock.acquire(tmp_path).release()
 
 
+@pytest.mark.slow
 def test_a_second_trainer_on_a_live_run_exits_2_and_changes_nothing(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "--preset", "mnist-mlp", "--run-dir", str(run),

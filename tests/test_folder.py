@@ -12,9 +12,9 @@ from ganforge.augment import real_augment
 from ganforge.cli import main
 from ganforge.config import DataConfig, resolve_config
 from ganforge.data import FolderImages, TensorDataset, load_dataset
+from ganforge.data.batches import LoaderBatches, TensorBatches
 from ganforge.data.folder import decode
 from ganforge.errors import GanforgeError
-from ganforge.data.batches import LoaderBatches, TensorBatches
 
 CPU = torch.device("cpu")
 
@@ -173,6 +173,7 @@ def test_real_augment_flips_half_and_keeps_range():
     assert (z[:, :, 8:24, 8:24] > 0.99).all() and (z < 0.99).any()
 
 
+@pytest.mark.slow
 def test_dcgan_preset_trains_on_a_folder_of_photos(photo_folder, tmp_path, capsys):
     code = main(["train", "--preset", "dcgan", "--data", str(photo_folder), "--steps", "2", "-q",
                  "--run-dir", str(tmp_path / "run"), "--set", "train.batch_size=8", "--set", "model.g_features=4",

@@ -12,7 +12,6 @@ import json
 import warnings
 
 import pytest
-
 from golden import ANYWHERE, CASES, checkpoint_digest, environment, far, golden_file, run_case
 
 GOLDEN = golden_file()
@@ -20,7 +19,8 @@ BIT_EXACT = json.loads(GOLDEN.read_text()).get("short", {}) if GOLDEN.exists() e
 NUMBERS = json.loads(ANYWHERE.read_text())
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "ddp-2" else n
+                                  for n in CASES])
 def test_golden_run(name, tmp_path, monkeypatch):
     # a private cache: the feature classifier is trained here, on one thread, as when recorded
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))

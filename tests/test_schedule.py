@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from test_duties import _training
 
 import ganforge
 from ganforge.config import resolve_config
@@ -11,7 +12,6 @@ from ganforge.errors import GanforgeError
 from ganforge.training.duties import Schedule
 from ganforge.training.duties.schedule import lr_factor, progress
 from ganforge.training.step import ema_decay, update_ema
-from test_duties import _training
 
 
 def test_lr_factor_by_hand():

@@ -106,6 +106,7 @@ def test_faithful_gaussian_run_logs_metrics_and_pictures(tmp_path):
     assert state["position"] == 400
 
 
+@pytest.mark.slow
 def test_short_ring_run_moves_toward_covering_the_modes(tmp_path):
     cfg = resolve_config("ring-8", overrides={"train.steps": 2000, "log.sample_every": "2000 steps", "ema": 0.0,
                                                "log.progress": False, "eval.n": 2000})
@@ -123,6 +124,7 @@ def test_short_ring_run_moves_toward_covering_the_modes(tmp_path):
 
 def test_eval_cli_is_deterministic_and_appends(tmp_path, capsys):
     import json
+
     from ganforge.cli import main
     cfg = resolve_config("gaussian-1d-mlp", overrides={"train.steps": 50, "log.progress": False})
     run = ganforge.train(cfg, tmp_path / "g")
@@ -138,7 +140,6 @@ def test_eval_cli_is_deterministic_and_appends(tmp_path, capsys):
 
 
 def test_toy_resume_matches_an_uninterrupted_run(tmp_path):
-    import json
     sets = {"log.progress": False, "log.sample_every": "10 steps", "log.checkpoint_every": "10 steps",
             "eval.n": 500, "log.every": 5}
     whole = ganforge.train(resolve_config("gaussian-1d-mlp", overrides={**sets, "train.steps": 40}), tmp_path / "w")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.errors import GanforgeError
 from ganforge.data.batches import BatchStream
+from ganforge.errors import GanforgeError
 
 TIMING = ("img_per_s", "elapsed_s")
 
@@ -130,6 +130,7 @@ def test_load_and_sample(tiny_config, tmp_path):
 
 def test_ema_is_the_decayed_average():
     from torch import nn
+
     from ganforge.training.step import update_ema
     model, ema = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
     with torch.no_grad():

@@ -231,6 +231,7 @@ def _check_in_browser(report, tmp_path):
     return table
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["image_run", "toy_run"])
 def test_report_renders_in_headless_chromium(which, request, tmp_path, capsys):
     run = request.getfixturevalue(which)

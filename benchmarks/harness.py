@@ -1,0 +1,216 @@
+"""The one harness every benchmark uses: the machine header, launching a training run, the mnist5k
+evaluation protocol, and appending a result row to ``benchmarks/results/<benchmark>.jsonl``.
+
+A benchmark module then holds only what it measures::
+
+    from . import harness
+    args = harness.parser(__doc__, ...).parse_args()
+    print(harness.header())
+    run = harness.train("mnist-conv", root / "r", seed=0, max_seconds=120)
+    harness.record("speedrun", {"preset": "mnist-conv", **harness.MnistScorer()(run.dir)}, args)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the machine ------------------------------------------------------------------------------------------
+
+def _cpu() -> "tuple[str, str]":
+    model, vendor = platform.processor() or platform.machine(), "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model, vendor
+
+
+def commit() -> str:
+    """The checkout's short commit, with '+dirty' when tracked files differ from it ('unknown' outside git)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> Dict[str, Any]:
+    """Where and when a row was measured: the fields every result row carries."""
+    model, vendor = _cpu()
+    return {"date": time.strftime("%Y-%m-%d"), "time": time.strftime("%H:%M"), "host": platform.node(),
+            "cpu": model, "vendor": vendor, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__.split("+")[0], "python": platform.python_version(), "commit": commit()}
+
+
+def header(extra: str = "") -> str:
+    """One comment line naming the machine, for a printed table."""
+    m = machine()
+    return (f"# {m['date']} {m['time']}, {m['cpu']} ({m['vendor']}), {m['cores']} cores, {m['threads']} threads, "
+            f"torch {m['torch']}, python {m['python']}, commit {m['commit']}" + (f"; {extra}" if extra else ""))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 FLOP/s of the best of ``repeats`` n×n matrix products on this host now (speed drifts by the
+    hour: measure it beside the rows it explains)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best
+
+
+# --- command line and results --------------------------------------------------------------------------
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The benchmark's parser, with the options every benchmark shares."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="print only; append no row to benchmarks/results/")
+    return p
+
+
+def record(benchmark: str, row: Dict[str, Any], args: Optional[argparse.Namespace] = None,
+           results: Path = RESULTS) -> Dict[str, Any]:
+    """Append ``row`` with the machine's fields to ``results/<benchmark>.jsonl`` (unless ``--no-record``);
+    return the full row."""
+    full = {"benchmark": benchmark, **machine(), **row}
+    if args is None or getattr(args, "record", True):
+        results.mkdir(parents=True, exist_ok=True)
+        with open(results / f"{benchmark}.jsonl", "a") as f:
+            f.write(json.dumps(full) + "\n")
+    return full
+
+
+def rows(benchmark: str, results: Path = RESULTS) -> list:
+    """Every row of ``results/<benchmark>.jsonl``, oldest first."""
+    path = results / f"{benchmark}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+# --- launching a run --------------------------------------------------------------------------------------
+
+def run_dir_name(preset: str, sets: Iterable[str], *parts: object) -> str:
+    """``PRESET[-KEY_VALUE...]-PART...``: each ``--set KEY=VALUE`` lever names its own run dir, so runs of two
+    levers kept under one folder do not collide (ganforge refuses to start a new run in a used run dir)."""
+    lever = "".join(f"-{re.sub(r'[^A-Za-z0-9.]+', '_', item)}" for item in sets)
+    return "-".join([f"{preset}{lever}", *map(str, parts)])
+
+
+def train(preset: Optional[str], run_dir: Path, sets: Sequence[str] = (), seed: Optional[int] = None,
+          max_seconds: Optional[float] = None, steps: Optional[int] = None, data: Optional[str] = None,
+          threads: Optional[int] = None, extra: Sequence[str] = (), check: bool = True):
+    """Train in a fresh process, as a user's ``ganforge train`` does (``preset`` None: the default); return
+    (the :class:`ganforge.Run` from disk, wall seconds from process start to exit). ``threads`` sets the
+    child's torch threads (OMP_NUM_THREADS)."""
+    import ganforge
+
+    cmd = [sys.executable, "-m", "ganforge", "train", "--run-dir", str(run_dir), "--quiet"]
+    for flag, value in (("--preset", preset), ("--seed", seed), ("--max-seconds", max_seconds),
+                        ("--steps", steps), ("--data", data)):
+        if value is not None:
+            cmd += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    for item in sets:
+        cmd += ["--set", item]
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})}
+    t0 = time.monotonic()
+    p = subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+    return ganforge.Run(run_dir), wall
+
+
+def final_metrics(run) -> Dict[str, Any]:
+    """The numbers of a run's last evaluation line (toy runs: its final score)."""
+    evals = [m for m in run.metrics if m.get("kind") == "eval"]
+    return {k: v for k, v in (evals[-1] if evals else {}).items() if k not in ("kind", "step", "epoch")}
+
+
+# --- the mnist5k protocol ----------------------------------------------------------------------------------
+
+N_HALF = 2500  # images on each side: half of mnist5k
+
+
+def halves(n: int = N_HALF, seed: int = 0, total: int = 5000):
+    """The protocol's two fixed, disjoint halves of mnist5k (sorted index tensors): A is the reference, B
+    the real-vs-real floor's other side."""
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return perm[:n].sort().values, perm[n: 2 * n].sort().values
+
+
+class MnistScorer:
+    """n generated images (the fixed evaluation noise; a conditional G in the reference half's class
+    proportions) against half A of mnist5k on the domain classifier's features at the generator's image
+    size; the floor scores half B against A. ``__call__(run_dir)`` → the row (fid, floor, ratio, precision,
+    recall, modes, kl_modes, and per-class accuracy of ``--class K`` samples for conditional runs)."""
+
+    def __init__(self, n: int = N_HALF, class_n: int = 500, labels: str = "matched") -> None:
+        self.n, self.class_n, self.labels, self.refs = n, class_n, labels, {}
+        self.a, self.b = halves(n)
+
+    def floor_and_ref(self, size: int, channels: int = 1):
+        from ganforge.config import DataConfig, EvalConfig
+        from ganforge.data import load_dataset
+        from ganforge.metrics import evaluate, reference
+
+        if (size, channels) not in self.refs:
+            data = load_dataset(DataConfig(image_size=size, channels=channels), verbose=False)
+            ref = reference(data, EvalConfig(), verbose=False, x=data.x[self.a], y=data.y[self.a])
+            self.refs[size, channels] = ref, evaluate(data.x[self.b], ref)
+        return self.refs[size, channels]
+
+    def samples(self, gan) -> tuple:
+        """(the n scored samples in [-1, 1], the reference, the floor's numbers)."""
+        from ganforge.config import EvalConfig
+        from ganforge.metrics import eval_labels
+
+        seed = EvalConfig().seed
+        ref, floor = self.floor_and_ref(gan.data_shape[-1], gan.data_shape[0])
+        y = None
+        if gan.n_classes:
+            y = eval_labels(self.n, gan.n_classes, ref, seed) if self.labels == "matched" else \
+                gan.labels(self.n, None, seed)
+        return gan.generate(gan.noise(self.n, seed=seed), y), ref, floor
+
+    def __call__(self, run_dir: Path) -> Dict[str, Any]:
+        import ganforge
+        from ganforge.data import from_unit
+        from ganforge.metrics import evaluate
+
+        gan = ganforge.load(run_dir)
+        x, ref, floor = self.samples(gan)
+        found = evaluate(x, ref)
+        row = {"fid": found["fid"], "floor": floor["fid"], "ratio": found["fid"] / floor["fid"],
+               "precision": found["precision"], "recall": found["recall"], "modes": found["modes_covered"],
+               "kl_modes": found["kl_modes"], "checkpoint": gan.source.name, "step": gan.step}
+        if gan.n_classes:  # sample --class K, read by the domain classifier
+            hits = [float((ref.extractor(from_unit(gan.sample(self.class_n, seed=K, labels=K)))["probs"].argmax(1)
+                           == K).double().mean()) for K in range(gan.n_classes)]
+            row["class_acc"] = [round(h, 3) for h in hits]
+            row["worst_class_acc"], row["class_n"], row["labels"] = min(hits), self.class_n, self.labels
+        return row

@@ -1,0 +1,74 @@
+"""The benchmarks' own tests: the harness, the index, and two benchmarks' machinery on small budgets.
+(tests/ imports nothing from benchmarks/; these run in the same `make test`.)"""
+
+import json
+
+import pytest
+
+import ganforge
+from benchmarks import harness, index
+from benchmarks import throughput as tp
+from benchmarks.soak import KINDS, soak
+
+
+def test_record_appends_a_row_with_the_machine_and_reads_it_back(tmp_path):
+    row = harness.record("demo", {"preset": "p", "ratio": 1.5}, results=tmp_path)
+    again = harness.record("demo", {"preset": "q"}, results=tmp_path)
+    got = harness.rows("demo", results=tmp_path)
+    assert [r["preset"] for r in got] == ["p", "q"] and got[0] == json.loads(json.dumps(row))
+    assert {"date", "host", "commit", "torch", "cores"} <= set(again)
+    assert harness.record("demo", {"x": 1}, argparse_ns(record=False), results=tmp_path) and \
+        len(harness.rows("demo", results=tmp_path)) == 2  # --no-record appends nothing
+
+
+def argparse_ns(**kw):
+    import argparse
+    return argparse.Namespace(**kw)
+
+
+def test_halves_are_disjoint_fixed_and_sorted():
+    a, b = harness.halves(2500)
+    a2, _ = harness.halves(2500)
+    assert len(a) == len(b) == 2500 and not set(a.tolist()) & set(b.tolist())
+    assert a.equal(a2) and bool((a[1:] > a[:-1]).all())
+
+
+def test_run_dir_names_differ_per_lever():
+    assert harness.run_dir_name("p", ["r1=0.1"], 120, 0) != harness.run_dir_name("p", ["r1=0.3"], 120, 0)
+    assert harness.run_dir_name("p", [], 120, 0) == "p-120-0"
+
+
+def test_the_index_is_generated_from_the_results_not_edited():
+    """benchmarks/README.md is what `python -m benchmarks.index` writes from results/ right now."""
+    assert index.README.read_text() == index.render(), "run: python -m benchmarks.index"
+
+
+def test_benchmark_counts_the_mnist_mlp_steps_flops_by_hand():
+    """mnist-mlp: G 100-256-256-784, D 784-256-256-1. Multiply-adds per sample: G 291,840, D 266,496.
+    A step (1 D + 1 G update) per real image: G forward + D forward/backward on real and on fake (3+3)
+    + G forward/backward (3) + D forward and input gradient (2) = 4G + 8D = 3,299,328 MACs = 6,598,656
+    FLOPs. The GEMM-ceiling plan times exactly those products: 128 x that, in 27 matrix products
+    (G: 3 forward + 3 x 3 with gradients; D: 3 x 3 in the joint real+fake pass + 3 x 2 in G's step)."""
+    cfg = ganforge.resolve_config("mnist-mlp")
+    assert tp.flops_per_image(cfg, (1, 28, 28)) == 6_598_656
+    ops, flops = tp.gemm_plan(cfg, (1, 28, 28))
+    assert flops == 128 * 6_598_656
+    assert len(ops) == 3 + 9 + 9 + 6
+    assert all(op().dim() == 2 for op in ops)
+    plain = ganforge.resolve_config("mnist-mlp", overrides={"train.fast": False})
+    ops2, flops2 = tp.gemm_plan(plain, (1, 28, 28))  # two D passes of B rows: same FLOPs, twice D's products
+    assert flops2 == flops and len(ops2) == 3 + 18 + 9 + 6
+
+
+@pytest.mark.slow
+def test_quick_soak_every_fault_kind_then_bit_identical_to_an_uninterrupted_run(tmp_path):
+    """benchmarks/soak.py on a small budget: six faults, one of each kind (SIGKILL at random, inside a
+    checkpoint write and inside a metrics append; SIGTERM; a second trainer on the live run; a full disk),
+    each followed by --resume."""
+    r = soak(faults=len(KINDS), steps=300, every=25, seed=0, root=tmp_path, say=lambda *a: None,
+             sets=["eval.every=off"])  # no feature classifier to train in every process
+    assert sorted(e["kind"] for e in r["events"]) == sorted(KINDS)
+    assert all(e["ok"] for e in r["events"]), [e for e in r["events"] if not e["ok"]]
+    assert r["weights_identical"] and r["train_lines_identical"] and r["one_line_per_step"]
+    assert r["nothing_lost"] and r["extras_only_at_graceful_stops"]
+    assert r["bytes_lost"] == 0 and max(r["redone"]) <= 25 + 25  # at most a checkpoint interval (+ the log lag)

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 RUN_DIR ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test test-fast lint install browser clean
+.PHONY: demo test test-fast lint docs install browser clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: install
 
 test: install browser lint
 	$(PY) -m pytest -q
+
+# The generated pages: the configuration reference (from the config schema) and the benchmark index (from results/).
+docs: install
+	$(PY) -c "from ganforge.config import reference_markdown; open('docs/configuration.md', 'w').write(reference_markdown() + '\\n')"
+	$(PY) -m benchmarks.index
 
 # The edit-test loop: everything but the tests marked slow (torch.compile, torchrun, soak, Inception, Chromium).
 test-fast: install lint

@@ -739,3 +739,46 @@ def load_run_config(run_dir: Path) -> Config:
 def save_yaml(cfg: Config, path: Path) -> None:
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every config key with its type, default, choices or range, and its doc, read
+    from the schema itself (so the page cannot drift; a test compares it)."""
+    out = ["# Configuration", "",
+           "Generated from the config schema (`ganforge.config.reference_markdown()`; `make docs` rewrites this "
+           "page). Layers, lowest first: the defaults below, the preset, `--config FILE.yaml`, the command's "
+           "flags, `--set KEY=VALUE`. Unknown keys are errors that name the nearest valid key.", ""]
+
+    def walk(cls, prefix: str) -> None:
+        rows = []
+        for f in dataclasses.fields(cls):
+            key = prefix + f.name
+            sub = _dataclass_of(f.type)
+            if sub is not None:
+                walk(sub, key + ".")
+                continue
+            meta = f.metadata or {}
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+            allowed = ", ".join(map(str, meta.get("choices") or ())) or (f">= {meta['min']:g}" if meta.get("min") is not None else "")
+            doc = (meta.get("doc") or "").replace("|", "/").replace("\n", " ")
+            rows.append(f"| `{key}` | `{_show(default)}` | {allowed} | {doc} |")
+        if rows:
+            out.extend([f"## `{prefix[:-1] or 'top level'}`", "", "| key | default | allowed | meaning |",
+                        "|---|---|---|---|", *rows, ""])
+    walk(Config, "")
+    return "\n".join(out)
+
+
+def _dataclass_of(tp) -> Any:
+    """The config dataclass a field's (string) annotation names, or None for a plain value."""
+    name = tp if isinstance(tp, str) else getattr(tp, "__name__", "")
+    found = globals().get(name)
+    return found if dataclasses.is_dataclass(found) and name.endswith(("Config", "Params")) else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+

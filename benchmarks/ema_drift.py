@@ -61,10 +61,13 @@ def main() -> None:
     print("| step | " + " | ".join(snaps[min(snaps)]) + " |\n|---|" + "---|" * (len(kinds) + 1))
     for step, weights in sorted(snaps.items()):
         cells = []
-        for sd in weights.values():
+        for kind, sd in weights.items():
             gan.generator.load_state_dict(sd)
             x, ref, floor = scorer.samples(gan)
-            cells.append(f"{evaluate(x, ref)['fid'] / floor['fid']:.2f}x")
+            ratio = evaluate(x, ref)["fid"] / floor["fid"]
+            cells.append(f"{ratio:.2f}x")
+            harness.record("ema_drift", {"seed": args.seed, "seconds": args.seconds, "sets": args.sets, "step": step,
+                                         "ema": kind, "ratio": ratio}, args)
         print(f"| {step} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -45,16 +45,19 @@ def main() -> None:
             v = [evaluate(gan.generate(gan.noise(n, seed=1000 + s), labels(1000 + s)), ref)["fid"] / floor["fid"]
                  for s in range(args.draws)]
             print(f"  {args.draws} noise draws, {name}: {_summary(v)}", flush=True)
+            harness.record("eval_noise", {"checkpoint": str(ck), "step": gan.step, "varied": f"noise draws, {name}",
+                                          "ratios": v}, args)
         data = load_dataset(DataConfig(image_size=gan.data_shape[-1], channels=gan.data_shape[0]), verbose=False)
         seed = EvalConfig().seed
         z, v = gan.noise(n, seed=seed), []
         for s in range(1, args.draws + 1):
-            half = torch.randperm(len(data), generator=torch.Generator().manual_seed(s))
-            a, b = half[:n].sort().values, half[n:2 * n].sort().values
+            a, b = harness.halves(n, seed=s, total=len(data))
             r = reference(data, EvalConfig(), x=data.x[a], y=data.y[a])
             x = gan.generate(z, eval_labels(n, K, r, seed) if K else None)  # the protocol's draw, this half's class mix
             v.append(evaluate(x, r)["fid"] / evaluate(data.x[b], r)["fid"])
         print(f"  {args.draws} other reference halves (the protocol's draw, its labels): {_summary(v)}", flush=True)
+        harness.record("eval_noise", {"checkpoint": str(ck), "step": gan.step, "varied": "reference halves",
+                                      "ratios": v}, args)
 
 
 if __name__ == "__main__":

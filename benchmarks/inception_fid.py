@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 import ganforge
 from ganforge.config import DataConfig, EvalConfig
 from ganforge.data import load_dataset
@@ -33,8 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     ev = EvalConfig(features="inception")
     data = load_dataset(DataConfig(), verbose=False)
-    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(ev.seed))
-    a, b = perm[: args.n].sort().values, perm[args.n: 2 * args.n].sort().values
+    a, b = harness.halves(args.n, seed=ev.seed, total=len(data))
     t0 = time.perf_counter()
     ref = reference(data, ev, x=data.take(a), y=data.y[a])
     print(f"reference half: {args.n} images ({time.perf_counter() - t0:.0f} s; cached when 0)", flush=True)

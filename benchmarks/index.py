@@ -43,7 +43,7 @@ def _cell(v: Any) -> str:
 
 def table(name: str, rows: List[Dict[str, Any]], pick: Callable, columns: Sequence[str]) -> str:
     if not rows:
-        return "_No result rows yet: run the command above (it appends to results/%s.jsonl)._" % name
+        return f"_No result rows yet: the command above appends them to results/{name}.jsonl._"
     numbered = [{**r, "_line": i} for i, r in enumerate(rows, start=1)]
     chosen = pick(numbered)[:MAX_ROWS]
     cols = list(columns) or [k for k in chosen[0] if k not in MACHINE and not k.startswith("_")][:8]
@@ -65,8 +65,8 @@ def section(name: str) -> str:
     commands = [line.strip() for line in doc.splitlines() if line.strip().startswith("python -m")]
     rows = harness.rows(name)
     body = [f"## {name}", "", what, "", "```", *commands, "```", "",
-            f"Headline ({getattr(mod, 'HEADLINE_NOTE', 'the newest rows')}; all {len(rows)} rows: "
-            f"[results/{name}.jsonl](results/{name}.jsonl)):", "",
+            (f"Headline ({getattr(mod, 'HEADLINE_NOTE', 'the newest rows')}; all {len(rows)} rows: "
+             f"[results/{name}.jsonl](results/{name}.jsonl)):" if rows else "Headline:"), "",
             table(name, rows, getattr(mod, "headline", newest), getattr(mod, "HEADLINE", ()))]
     return "\n".join(body)
 

@@ -42,14 +42,19 @@ OTHERS = {
 }
 
 
+ARGS = None  # the parsed command line, for harness.record
+
+
 def export_table(runs: dict, root: Path) -> None:
     print(f"\n{'generator':<32} {'format':<12} {'MB':>7} {'max abs diff':>13} {'export s':>9}")
     for name, run_dir in runs.items():
         for ext in (".onnx", ".pt", ".safetensors"):
             t = time.perf_counter()
             path, diff = export_verified(run_dir, root / f"{abs(hash(name))}{ext}")
-            print(f"{name:<32} {ext:<12} {path.stat().st_size / 1e6:7.2f} {diff:13.2g} {time.perf_counter() - t:9.1f}",
-                  flush=True)
+            secs = time.perf_counter() - t
+            print(f"{name:<32} {ext:<12} {path.stat().st_size / 1e6:7.2f} {diff:13.2g} {secs:9.1f}", flush=True)
+            harness.record("sampling", {"table": "export", "generator": name, "format": ext,
+                                        "mb": path.stat().st_size / 1e6, "max_abs_diff": diff, "seconds": secs}, ARGS)
 
 
 def throughput(run_dir: Path, onnx_path: Path, n: int = 10_000, repeats: int = 3) -> None:
@@ -73,7 +78,10 @@ def throughput(run_dir: Path, onnx_path: Path, n: int = 10_000, repeats: int = 3
     print(f"\n{'sampler':<14} {'samples/s median (min-max)':>28}   ({n} samples, batches of 1,000, {repeats} rounds)")
     for k, v in got.items():
         print(f"{k:<14} {statistics.median(v):>12.0f} ({min(v):.0f}-{max(v):.0f})")
-    print(f"ratio onnxruntime / ganforge: {statistics.median(got['onnxruntime']) / statistics.median(got['ganforge']):.2f}")
+    ratio = statistics.median(got["onnxruntime"]) / statistics.median(got["ganforge"])
+    print(f"ratio onnxruntime / ganforge: {ratio:.2f}")
+    harness.record("sampling", {"table": "throughput", "n": n, **{f"{k}_samples_per_s": v for k, v in got.items()},
+                                "onnxruntime_over_ganforge": ratio}, ARGS)
 
 
 def truncation_table(run_dir: Path) -> None:
@@ -108,6 +116,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--skip", default="", help="comma-separated tables to skip: export,throughput,truncation,memory")
     args = ap.parse_args()
+    global ARGS
+    ARGS = args
     skip = set(args.skip.split(","))
     print(harness.header())
     with tempfile.TemporaryDirectory() as d:

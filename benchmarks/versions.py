@@ -87,6 +87,8 @@ def main() -> None:
                 cells = [f"{statistics.median(v):9.0f} ({min(v):.0f}-{max(v):.0f})" for v in got.values()]
                 ratio = statistics.median(got["tree"]) / statistics.median(got["ref"])
                 print(f"{preset:<14} {cells[0]:>26} {cells[1]:>26} {ratio:9.3f}", flush=True)
+                harness.record("versions", {"preset": preset, "ref": args.ref, "ref_img_per_s": got["ref"],
+                                            "tree_img_per_s": got["tree"], "tree_over_ref": ratio}, args)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 

@@ -72,3 +72,16 @@ def test_quick_soak_every_fault_kind_then_bit_identical_to_an_uninterrupted_run(
     assert r["weights_identical"] and r["train_lines_identical"] and r["one_line_per_step"]
     assert r["nothing_lost"] and r["extras_only_at_graceful_stops"]
     assert r["bytes_lost"] == 0 and max(r["redone"]) <= 25 + 25  # at most a checkpoint interval (+ the log lag)
+
+
+def test_every_number_link_in_the_readme_points_at_an_existing_row():
+    """The README's headline numbers link to lines of benchmarks/results/*.jsonl: each line exists and is a row."""
+    import re
+
+    readme = (harness.ROOT / "README.md").read_text()
+    links = re.findall(r"\(benchmarks/results/(\w+)\.jsonl#L(\d+)\)", readme)
+    assert len(links) >= 10  # one per preset
+    for name, line in links:
+        rows = harness.rows(name)
+        assert 1 <= int(line) <= len(rows), f"README links {name}.jsonl line {line}; the file has {len(rows)}"
+        assert {"date", "host", "commit"} <= set(rows[int(line) - 1])

@@ -207,3 +207,45 @@ def test_two_launchers_with_nnodes_2_on_one_host_train_as_one_world(tmp_path):
     assert results[0][0].count("done: step 40") == 1 and "done" not in results[1][0]  # rank 0 speaks
     saved = _final(tmp_path / "n")
     assert saved["world_size"] == 2 and len(saved["rng_per_rank"]) == 2
+
+
+def _stall_worker(rank, world, port, cfg, run_dir, out, stall_at, stall_s):
+    """Train; rank 1 sleeps ``stall_s`` seconds after step ``stall_at``. Each rank that stops with a
+    CollectiveTimeout writes its seconds since the stall began and its line to ``out``, then exits 1."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                       "RANK": str(rank), "LOCAL_RANK": str(rank)})
+    torch.set_num_threads(1)
+    from ganforge.errors import CollectiveTimeout
+    began = []
+
+    def stall(step, G, D):
+        if step == stall_at:
+            began.append(time.monotonic())
+            if rank == 1:
+                time.sleep(stall_s)
+    try:
+        ganforge.train(cfg, run_dir, on_step=stall)
+    except CollectiveTimeout as e:
+        with open(f"{out}/stopped{rank}.txt", "w") as f:
+            f.write(f"{time.monotonic() - began[0]:.1f}\n{e}\n")
+        os._exit(1)
+
+
+def test_a_stalled_rank_makes_the_other_stop_within_the_timeout_with_one_line(tmp_path):
+    """Rank 1 stalls after step 6 for 15 s, past a 4 s dist_timeout: rank 0 stops waiting within the timeout
+    + 30 s with one line naming the collective, the step and rank 1; the last checkpoint loads, and a new
+    group resumes from it to the end."""
+    cfg = _cfg(**{"train.steps": 16, "log.every": 2, "log.checkpoint_every": "4 steps", "log.sample_every": "8 steps",
+                  "eval.every": "off", "dist_timeout": 4})
+    with pytest.raises(Exception):  # mp.spawn: rank 0 exited 1
+        mp.spawn(_stall_worker, args=(2, _free_port(), cfg, str(tmp_path / "r"), str(tmp_path), 6, 15.0), nprocs=2)
+    seconds, line = (tmp_path / "stopped0.txt").read_text().split("\n", 1)
+    assert float(seconds) < 4 + 30, seconds
+    assert re.search(r"rank 0 waited in .+ at step \d+ for rank\(s\) 1, which never arrived, and gave up after \d+ s "
+                     r"\(dist_timeout 4 s\)", line), line
+    assert ganforge.load(tmp_path / "r").step == 4  # the checkpoint before the stall is intact
+    _spawn(_cfg(**{"train.steps": 16, "log.every": 2, "log.checkpoint_every": "4 steps",
+                   "log.sample_every": "8 steps", "eval.every": "off"}), tmp_path / "r", tmp_path, resume=True)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(l)["kind"] == "train"]
+    assert steps == list(range(2, 17, 2))  # every logged step once: the resumed group redid steps 5-6

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import metric_spec
-from .errors import DivergedError, ExportMismatch, GanforgeError, StorageError
+from .errors import CollectiveTimeout, DivergedError, ExportMismatch, GanforgeError, StorageError
 
 FEATURES = ("discriminator", "classifier", "pixel")  # ganforge.inverse.FEATURES (checked by a test)
 
@@ -386,7 +386,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
-    except (DivergedError, StorageError, ExportMismatch) as e:  # not bad input: the last good checkpoint is intact
+    except (DivergedError, StorageError, ExportMismatch, CollectiveTimeout) as e:  # not bad input; checkpoints intact
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

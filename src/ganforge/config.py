@@ -220,6 +220,10 @@ class Config:
     diag_window: int = _opt(4, min=1, doc="diagnostics: log intervals a condition must last before it is reported")
     sync_bn: bool = _opt(False, doc="distributed runs: synchronise BatchNorm statistics across processes "
                                     "(default: each process normalises its own share of the batch)")
+    dist_timeout: float = _opt(600.0, min=1.0, doc="distributed runs: seconds a process waits in a collective for "
+                                                   "the others before it stops with one line naming the collective, "
+                                                   "the step and the ranks it waited for (exit 1; torchrun "
+                                                   "--max-restarts then restarts the group, which resumes)")
     ema: float = _opt(0.0, min=0.0, doc="decay of an exponential moving average of G's weights, used for "
                                         "samples when > 0 (e.g. 0.999); 0 = off")
     ema_rampup: float = _opt(0.0, min=0.0, doc="EMA ramp-up (Karras et al. 2020): the EMA's half-life is at most "

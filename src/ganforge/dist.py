@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from datetime import timedelta
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 import torch.distributed as tdist
 
-from .errors import GanforgeError
+from .errors import CollectiveTimeout, GanforgeError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,22 +36,64 @@ class World:
     rank: int = 0
     size: int = 1
     owns_group: bool = False  # we initialised the process group, so we destroy it when done
+    timeout: float = 600.0  # dist_timeout: seconds a collective waits for the other ranks
+    step: int = 0  # the step being trained, for the line a stopped collective prints
+    broken: bool = False  # a collective failed: the group is not destroyed (it would wait on the same peers)
+    _seq: int = 0  # collectives entered so far; every rank enters the same ones in the same order
 
     @property
     def main(self) -> bool:
         """Rank 0: the one process that prints and writes files."""
         return self.rank == 0
 
+    @contextmanager
+    def collective(self, name: str) -> Iterator[None]:
+        """Run a collective (``name`` says which, for the error line). A world of one does nothing here.
+        Each rank notes in the rendezvous store how many collectives it has entered, so a rank that stops
+        waiting (past ``dist_timeout``, or a lost peer) names the ranks that never arrived, then raises
+        :class:`CollectiveTimeout` with one line."""
+        if self.size == 1:
+            yield
+            return
+        self._seq += 1
+        _store_set(f"ganforge/at/{self.rank}", str(self._seq))
+        started = time.monotonic()
+        try:
+            yield
+        except (RuntimeError, tdist.DistError) as e:
+            self.broken = True
+            waited = time.monotonic() - started
+            if waited >= 0.9 * self.timeout:
+                missing = self._missing()
+                who = f"rank(s) {', '.join(map(str, missing))}" if missing else "the other ranks"
+                what = (f"waited in {name} at step {self.step} for {who}, which never arrived, and gave up after "
+                        f"{waited:.0f} s (dist_timeout {self.timeout:g} s)")
+            else:
+                what = f"lost the other ranks in {name} at step {self.step} after {waited:.0f} s ({_reason(e)})"
+            raise CollectiveTimeout(f"rank {self.rank} {what}; the last checkpoint is intact (--resume, or torchrun "
+                                    f"--max-restarts, continues from it)") from None
+
+    def _missing(self) -> List[int]:
+        """The ranks that have entered fewer collectives than this one (from the store; [] when unknown)."""
+        out = []
+        for r in range(self.size):
+            seen = _store_get(f"ganforge/at/{r}")
+            if r != self.rank and seen is not None and int(seen) < self._seq:
+                out.append(r)
+        return out
+
     def barrier(self) -> None:
         if self.size > 1:
-            tdist.barrier()
+            with self.collective("a barrier"):
+                tdist.barrier()
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj``, on every rank."""
         if self.size == 1:
             return obj
         box = [obj]
-        tdist.broadcast_object_list(box, src=0)
+        with self.collective("a broadcast from rank 0"):
+            tdist.broadcast_object_list(box, src=0)
         return box[0]
 
     def gather(self, obj: Any) -> List[Any]:
@@ -57,13 +102,15 @@ class World:
         if self.size == 1:
             return [obj]
         out: List[Any] = [None] * self.size
-        tdist.all_gather_object(out, _map_tensors(obj, lambda t: ("__tensor__", t.cpu().numpy())))
+        with self.collective("an all-gather (RNG states for a checkpoint or an evaluation)"):
+            tdist.all_gather_object(out, _map_tensors(obj, lambda t: ("__tensor__", t.cpu().numpy())))
         return [_map_tensors(o, None) for o in out]
 
     def mean_(self, t: torch.Tensor) -> torch.Tensor:
         """Average ``t`` over the ranks, in place."""
         if self.size > 1:
-            tdist.all_reduce(t)
+            with self.collective("an all-reduce of the logged means"):
+                tdist.all_reduce(t)
             t /= self.size
         return t
 
@@ -76,12 +123,44 @@ class World:
         if self.size == 1:
             return value
         t = torch.tensor([float(value)], device=device)
-        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+        with self.collective("an all-reduce (max) of the budget's stop decision"):
+            tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
         return float(t.item())
 
     def close(self) -> None:
-        if self.owns_group and tdist.is_initialized():
+        if self.owns_group and tdist.is_initialized() and not self.broken:
             tdist.destroy_process_group()
+
+
+def _reason(e: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without the source file in brackets."""
+    text = " ".join(str(e).split())
+    text = text.split("] ", 1)[1] if text.startswith("[") and "] " in text else text
+    return text.split(". ")[0][:160] or type(e).__name__
+
+
+def _store():
+    try:
+        return tdist.distributed_c10d._get_default_store()
+    except Exception:  # a private torch API: without it, the error line says "the other ranks"
+        return None
+
+
+def _store_set(key: str, value: str) -> None:
+    store = _store()
+    if store is not None:
+        try:
+            store.set(key, value)
+        except Exception:
+            pass
+
+
+def _store_get(key: str) -> Optional[str]:
+    store = _store()
+    try:
+        return store.get(key).decode() if store is not None and store.check([key]) else None
+    except Exception:  # the store's host may be the process that died
+        return None
 
 
 def _map_tensors(obj: Any, to_plain) -> Any:
@@ -110,8 +189,9 @@ def ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DDP(module, **kwargs)
 
 
-def setup(device_name: str) -> "tuple[World, torch.device]":
-    """Join torchrun's process group when ``WORLD_SIZE`` > 1; return the world and this process's device."""
+def setup(device_name: str, timeout: float = 600.0) -> "tuple[World, torch.device]":
+    """Join torchrun's process group when ``WORLD_SIZE`` > 1, its collectives bounded by ``timeout`` seconds
+    (``dist_timeout``); return the world and this process's device."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(device_name)
     if size <= 1:
@@ -127,5 +207,7 @@ def setup(device_name: str) -> "tuple[World, torch.device]":
         torch.cuda.set_device(device)
     owns = not tdist.is_initialized()
     if owns:
-        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return World(tdist.get_rank(), tdist.get_world_size(), owns), device
+        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
+    world = World(tdist.get_rank(), tdist.get_world_size(), owns, timeout=timeout)
+    _store_set(f"ganforge/at/{world.rank}", "0")
+    return world, device

@@ -27,6 +27,12 @@ class RunLockedError(GanforgeError):
     """Another process is training in this run dir (it holds the run's lock)."""
 
 
+class CollectiveTimeout(Exception):
+    """A process of a distributed run stopped waiting in a collective (past ``dist_timeout``, or a peer's
+    connection was lost). The CLI exits 1 with the one line; the last checkpoint is intact, and torchrun
+    --max-restarts restarts the group, which resumes from it."""
+
+
 class ExportMismatch(Exception):
     """An exported generator does not reproduce ganforge's own samples within tolerance; nothing was
     written. The CLI exits 1 with the message."""

@@ -40,7 +40,7 @@ def run(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool 
         on_step: Optional[Callable[[int, nn.Module, nn.Module], None]] = None) -> Training:
     """Train G and D as ``config`` says, writing everything into ``run_dir``; return the finished
     :class:`Training` (its log closed, its lock released). :func:`ganforge.train` wraps it in a ``Run``."""
-    world, device = setup_world(config.device)
+    world, device = setup_world(config.device, config.dist_timeout)
     try:
         t = prepare(config, run_dir, resume, world, device)
         try:

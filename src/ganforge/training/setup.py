@@ -34,7 +34,7 @@ from .step import GANStep, amp_context, make_nets, rows_independent
 
 # Config keys that may differ on --resume: budgets, logging, where it runs. Anything else would
 # change what is being trained, so a resumed run would no longer be the run it continues.
-RESUMABLE_KEYS = ("description", "device", "train.epochs", "train.steps", "train.max_seconds", "train.fast",
+RESUMABLE_KEYS = ("description", "device", "dist_timeout", "train.epochs", "train.steps", "train.max_seconds", "train.fast",
                   "train.compile", "train.amp",
                   "data.root", "data.download", "data.workers", "log.", "eval.", "diagnostics", "diag_window")
 

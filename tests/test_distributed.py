@@ -118,9 +118,11 @@ def test_torchrun_cli(tmp_path):
 
 # ------------------------------------------------------------------ torchrun: elastic restarts, two launchers
 
+# dist_timeout 60: a collective that waits on a dead or stuck peer fails the round well inside these tests' own
+# 300 s limits (torchrun then restarts it, or the test fails) instead of hanging.
 _RUN = ["-m", "ganforge", "train", "--preset", "mnist-dcgan", "-q", "--steps", "40"] + \
-    [a for k, v in {**TINY, "log.checkpoint_every": "4 steps", "log.sample_every": "20 steps", "log.every": 4}.items()
-     if k != "train.epochs" for a in ("--set", f"{k}={v}")]
+    [a for k, v in {**TINY, "log.checkpoint_every": "4 steps", "log.sample_every": "20 steps", "log.every": 4,
+                    "dist_timeout": 60}.items() if k != "train.epochs" for a in ("--set", f"{k}={v}")]
 
 
 def _torchrun(*launcher, run_dir):
@@ -151,9 +153,6 @@ def _final(run_dir):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker pids from /proc")
-@pytest.mark.skipif(os.environ.get("GANFORGE_ELASTIC_TEST") != "1",
-                    reason="known flaky (2026-11-30: passed 4 of 7 runs; twice the restarted group hung past 300 s, "
-                           "cause not found yet); run with GANFORGE_ELASTIC_TEST=1")
 def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = subprocess.run(_torchrun("--nproc_per_node=2", "--master_port", str(_free_port()), run_dir=tmp_path / "a"),
@@ -179,9 +178,9 @@ def test_torchrun_restarts_a_killed_group_which_resumes_and_ends_as_an_uninterru
             os.kill(pid, signal.SIGKILL)
     assert killed is not None and killed < "step-0000040.pt", "the run ended before a worker could be killed"
     assert p.returncode == 0, err[-3000:]
-    # a restarted round right after the kill sometimes fails to form (the dying worker's gloo peers); torchrun
-    # then restarts again, and that round resumes the same way
-    assert re.search(r"torchrun restart [12]: resuming", err)
+    # one restart: each round's process group has its own keys in torchrun's shared store (dist.py), so the
+    # restarted round never reads the killed round's gloo addresses (which made it fail or hang before)
+    assert "torchrun restart 1: resuming" in err and "torchrun restart 2" not in err, err[-3000:]
     a, b = _final(tmp_path / "a"), _final(tmp_path / "b")
     for net in ("G", "D"):
         for name, value in a[net].items():

@@ -132,6 +132,22 @@ class World:
             tdist.destroy_process_group()
 
 
+def _restart_scoped_store(size: int, timeout: float):
+    """Under torchrun's elastic agent, the store of this restart round's process group: the agent's shared
+    store under a prefix of its own (``ganforge/attempt_<TORCHELASTIC_RESTART_COUNT>``); None elsewhere.
+
+    torchrun keeps one TCPStore for every rendezvous round and hands it to the workers without a per-round
+    prefix, so the gloo addresses a killed round wrote stay there: a restarted rank that read its peer's key
+    before the peer rewrote it connected to the dead process's port and failed, or hung in gloo's
+    connectFullMesh (reproduced under a CPU hog; docs/decisions.md). A prefix per round leaves no stale key."""
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    base = tdist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=False,
+                          timeout=timedelta(seconds=timeout))
+    return tdist.PrefixStore(f"ganforge/attempt_{attempt}", base)
+
+
 def _reason(e: BaseException) -> str:
     """The gist of a backend's error: its first sentence, without the source file in brackets."""
     text = " ".join(str(e).split())
@@ -207,7 +223,11 @@ def setup(device_name: str, timeout: float = 600.0) -> "tuple[World, torch.devic
         torch.cuda.set_device(device)
     owns = not tdist.is_initialized()
     if owns:
-        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
+        kwargs: Dict[str, Any] = {"timeout": timedelta(seconds=timeout)}
+        store = _restart_scoped_store(size, timeout)
+        if store is not None:
+            kwargs.update(store=store, rank=int(os.environ["RANK"]), world_size=size)
+        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", **kwargs)
     world = World(tdist.get_rank(), tdist.get_world_size(), owns, timeout=timeout)
     _store_set(f"ganforge/at/{world.rank}", "0")
     return world, device

@@ -1,8 +1,15 @@
 """Soak: one run of the default preset through a seeded schedule of faults, each followed by --resume,
-then compared with an uninterrupted run of the same seed.
+then compared with an uninterrupted run of the same seed; or, with --elastic N, N torchrun runs that lose a rank.
 
     python -m benchmarks.soak                 # 50 faults, about 10 minutes on 2 cores
     python -m benchmarks.soak --faults 5 --steps 300
+    python -m benchmarks.soak --elastic 30 --hog 1   # 30 elastic torchrun runs beside a CPU hog (~12 minutes)
+
+Elastic mode: each run is `torchrun --nproc_per_node=2 --max-restarts=2` (c10d rendezvous) of a small
+mnist-dcgan; at a seeded random step one rank is SIGKILLed (`kill`: a random rank at a random moment;
+`kill-ckpt`: rank 0 inside a slowed checkpoint write). torchrun restarts the group, which resumes by itself.
+Reported per run: restarts, hung (past 5x the uninterrupted run's wall time, at least 120 s), steps redone,
+bytes of metrics lost, and whether the final weights and optimiser states equal an uninterrupted run's.
 
 Fault kinds, in a seeded random order (each kind at least once):
   kill          SIGKILL at a random moment
@@ -180,6 +187,100 @@ def compare(soaked: Path, clean: Path, step: int, stops: set) -> dict:
             "bytes_lost": sum(len(json.dumps(m)) + 1 for m in lost)}
 
 
+ELASTIC_SETS = ("data.limit=128", "train.batch_size=8", "model.g_features=8", "model.d_features=8",
+                "conditional=false", "log.every=4", "dist_timeout=60")
+
+
+def _tree(pid: int) -> list:
+    import os
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return [pid] + [q for k in kids for q in _tree(k)]
+
+
+def _rank(pid: int):
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    return next((int(e.split(b"=", 1)[1]) for e in env if e.startswith(b"RANK=")), None)
+
+
+def _torchrun(harness: Path, run_dir: Path, steps: int, every: int, elastic: bool) -> list:
+    port = harness_port()
+    launcher = (["--max-restarts=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}"] if elastic
+                else ["--master_port", str(port)])
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", *launcher, str(harness),
+            "train", "--preset", "mnist-dcgan", "--run-dir", str(run_dir), "--steps", str(steps), "-q",
+            "--set", f"log.checkpoint_every={every} steps", "--set", f"log.sample_every={every * 5} steps",
+            "--set", "eval.every=off", *[a for kv in ELASTIC_SETS for a in ("--set", kv)]]
+
+
+def harness_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def elastic(runs: int, steps: int, every: int, seed: int, root: Path, say=print) -> dict:
+    """``runs`` elastic torchrun runs, each losing a rank once; see the module's docstring."""
+    import os
+    rng, env = random.Random(seed), {**os.environ, "OMP_NUM_THREADS": "1"}
+    script = root / "harness.py"
+    script.write_text(_HARNESS)
+    clean, t0 = root / "clean", time.monotonic()
+    subprocess.run(_torchrun(script, clean, steps, every, False), env=env, capture_output=True, check=True)
+    base = time.monotonic() - t0
+    deadline = max(5 * base, 120.0)
+    events = []
+    for i in range(runs):
+        kind = rng.choice(("kill", "kill-ckpt"))
+        at = rng.randrange(every, steps - every)
+        run_dir = root / f"run{i}"
+        p = subprocess.Popen(_torchrun(script, run_dir, steps, every, True), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             env={**env, **({"SOAK_SLOW_SAVE": "0.3"} if kind == "kill-ckpt" else {})})
+        t0, killed, hung, redone = time.monotonic(), None, False, 0
+        while p.poll() is None:
+            if killed is None and _last_step(run_dir) >= at and (
+                    kind == "kill" or any((run_dir / "checkpoints").glob(".*.tmp"))):
+                rank = rng.randrange(2) if kind == "kill" else 0
+                victim = next((w for w in _tree(p.pid)[1:] if _rank(w) == rank), None)
+                if victim is not None:
+                    redone = _last_step(run_dir) - _checkpoint_step(run_dir)
+                    os.kill(victim, signal.SIGKILL)
+                    killed = f"rank {rank} after step {_last_step(run_dir)}"
+            if time.monotonic() - t0 > deadline:
+                hung = True
+                for pid in _tree(p.pid)[::-1]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                break
+            time.sleep(0.02)
+        _, err = p.communicate()
+        seconds = time.monotonic() - t0
+        same = {}
+        if p.returncode == 0:
+            same = compare(run_dir, clean, steps, set())
+        events.append({"kind": kind, "killed": killed, "exit": p.returncode, "hung": hung,
+                       "restarts": err.count("torchrun restart"), "seconds": round(seconds, 1),
+                       "redone": redone, "weights_identical": same.get("weights_identical", False),
+                       "bytes_lost": same.get("bytes_lost")})
+        e = events[-1]
+        say(f"  run {i + 1:>2}/{runs}: {kind:<9} {killed or 'no kill':<22} exit {e['exit']:>4} restarts {e['restarts']} "
+            f"{e['seconds']:>6.1f} s{' HUNG' if hung else ''} identical {e['weights_identical']}")
+    return {"events": events, "uninterrupted_s": base}
+
+
 def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print, sets=()) -> dict:
     rng = random.Random(seed)
     schedule = list(KINDS) + [rng.choice(KINDS) for _ in range(max(0, faults - len(KINDS)))]
@@ -211,10 +312,47 @@ def soak(faults: int, steps: int, every: int, seed: int, root: Path, say=print, 
 def main() -> None:
     ap = harness.parser(__doc__)
     ap.add_argument("--faults", type=int, default=50)
-    ap.add_argument("--steps", type=int, default=4000, help="the run's budget (the default preset, mnist5k)")
-    ap.add_argument("--every", type=int, default=50, help="checkpoint interval in steps")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="the run's budget (default 4000; elastic mode 40)")
+    ap.add_argument("--every", type=int, default=None, help="checkpoint interval in steps (default 50; elastic 4)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fault schedule and its timing")
+    ap.add_argument("--elastic", type=int, default=0, metavar="N", help="N elastic torchrun runs instead")
+    ap.add_argument("--hog", type=int, default=0, help="busy-loop processes beside the runs (load)")
     args = ap.parse_args()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
+    try:
+        if args.elastic:
+            _main_elastic(args)
+        else:
+            _main_faults(args)
+    finally:
+        for h in hogs:
+            h.kill()
+
+
+def _main_elastic(args) -> None:
+    steps, every = args.steps or 40, args.every or 4
+    print(harness.header(f"{args.elastic} elastic runs, {steps} steps, checkpoints every {every}, {args.hog} hog(s)"))
+    with tempfile.TemporaryDirectory() as d:
+        r = elastic(args.elastic, steps, every, args.seed, Path(d))
+    ev = r["events"]
+    done = [e for e in ev if e["exit"] == 0]
+    print(f"\nruns {len(ev)}: finished {len(done)}, hung {sum(e['hung'] for e in ev)}, failed "
+          f"{sum(e['exit'] != 0 and not e['hung'] for e in ev)}; restarts {Counter(e['restarts'] for e in ev)}; "
+          f"final weights bit-identical to the uninterrupted run's: {sum(e['weights_identical'] for e in ev)}; "
+          f"bytes lost {sum(e['bytes_lost'] or 0 for e in done)}; steps redone max {max(e['redone'] for e in ev)}; "
+          f"seconds {min(e['seconds'] for e in ev):.0f}-{max(e['seconds'] for e in ev):.0f} "
+          f"(uninterrupted {r['uninterrupted_s']:.0f})")
+    harness.record("soak", {"mode": "elastic", "runs": len(ev), "hog": args.hog, "steps": steps, "every": every,
+                            "finished": len(done), "hung": sum(e["hung"] for e in ev),
+                            "bit_identical": sum(e["weights_identical"] for e in ev),
+                            "bytes_lost": sum(e["bytes_lost"] or 0 for e in done),
+                            "restarts": [e["restarts"] for e in ev], "seconds": [e["seconds"] for e in ev],
+                            "uninterrupted_s": round(r["uninterrupted_s"], 1)}, args)
+
+
+def _main_faults(args) -> None:
+    args.steps, args.every = args.steps or 4000, args.every or 50
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         r = soak(args.faults, args.steps, args.every, args.seed, Path(d))
@@ -230,9 +368,10 @@ def main() -> None:
           f"of the uninterrupted run present and identical: {r['nothing_lost']}; extra eval lines / grids from "
           f"graceful stops: {r['extra_lines']} / {r['extra_grids']} (only at those steps: "
           f"{r['extras_only_at_graceful_stops']}); {time.time() - t0:.0f} s")
-    harness.record("soak", {"faults": len(ev), "steps": args.steps, "every": args.every, "seed": args.seed,
-                            "as_expected": sum(e["ok"] for e in ev), "redone_total": sum(r["redone"]),
-                            "redone_max": max(r["redone"] or [0]), "bytes_lost": r["bytes_lost"],
+    harness.record("soak", {"mode": "faults", "faults": len(ev), "steps": args.steps, "every": args.every,
+                            "seed": args.seed, "as_expected": sum(e["ok"] for e in ev),
+                            "redone_total": sum(r["redone"]), "redone_max": max(r["redone"] or [0]),
+                            "bytes_lost": r["bytes_lost"],
                             **{k: r[k] for k in ("weights_identical", "train_lines_identical", "one_line_per_step",
                                                  "nothing_lost")}, "seconds": round(time.time() - t0)}, args)
 

@@ -6,8 +6,9 @@ then compared with an uninterrupted run of the same seed; or, with --elastic N, 
     python -m benchmarks.soak --elastic 30 --hog 1   # 30 elastic torchrun runs beside a CPU hog (~12 minutes)
 
 Elastic mode: each run is `torchrun --nproc_per_node=2 --max-restarts=2` (c10d rendezvous) of a small
-mnist-dcgan; at a seeded random step one rank is SIGKILLed (`kill`: a random rank at a random moment;
-`kill-ckpt`: rank 0 inside a slowed checkpoint write). torchrun restarts the group, which resumes by itself.
+mnist-dcgan evaluated every 8 steps; at a seeded random step one rank is SIGKILLed (`kill`: a random rank at a
+random moment; `kill-ckpt`: rank 0 inside a slowed checkpoint write; `kill-eval`: a random rank while rank 0
+evaluates). torchrun restarts the group, which resumes by itself.
 Reported per run: restarts, hung (past 5x the uninterrupted run's wall time, at least 120 s), steps redone,
 bytes of metrics lost, and whether the final weights and optimiser states equal an uninterrupted run's.
 
@@ -188,7 +189,8 @@ def compare(soaked: Path, clean: Path, step: int, stops: set) -> dict:
 
 
 ELASTIC_SETS = ("data.limit=128", "train.batch_size=8", "model.g_features=8", "model.d_features=8",
-                "conditional=false", "log.every=4", "dist_timeout=60")
+                "conditional=false", "log.every=4", "dist_timeout=60", "eval.every=8 steps", "eval.n_train=500")
+ELASTIC_KINDS = ("kill", "kill-ckpt", "kill-eval")
 
 
 def _tree(pid: int) -> list:
@@ -212,6 +214,13 @@ def _rank(pid: int):
     return next((int(e.split(b"=", 1)[1]) for e in env if e.startswith(b"RANK=")), None)
 
 
+def _evaluating(run_dir: Path) -> bool:
+    """Rank 0 is inside an evaluation: the last line is the train line of an evaluation step (every 8 steps),
+    and that step's eval line has not come yet."""
+    lines = _logged(run_dir)
+    return bool(lines) and lines[-1]["kind"] == "train" and lines[-1]["step"] % 8 == 0
+
+
 def _torchrun(harness: Path, run_dir: Path, steps: int, every: int, elastic: bool) -> list:
     port = harness_port()
     launcher = (["--max-restarts=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}"] if elastic
@@ -219,7 +228,7 @@ def _torchrun(harness: Path, run_dir: Path, steps: int, every: int, elastic: boo
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", *launcher, str(harness),
             "train", "--preset", "mnist-dcgan", "--run-dir", str(run_dir), "--steps", str(steps), "-q",
             "--set", f"log.checkpoint_every={every} steps", "--set", f"log.sample_every={every * 5} steps",
-            "--set", "eval.every=off", *[a for kv in ELASTIC_SETS for a in ("--set", kv)]]
+            *[a for kv in ELASTIC_SETS for a in ("--set", kv)]]
 
 
 def harness_port() -> int:
@@ -241,7 +250,7 @@ def elastic(runs: int, steps: int, every: int, seed: int, root: Path, say=print)
     deadline = max(5 * base, 120.0)
     events = []
     for i in range(runs):
-        kind = rng.choice(("kill", "kill-ckpt"))
+        kind = rng.choice(ELASTIC_KINDS)
         at = rng.randrange(every, steps - every)
         run_dir = root / f"run{i}"
         p = subprocess.Popen(_torchrun(script, run_dir, steps, every, True), stdout=subprocess.DEVNULL,
@@ -250,8 +259,9 @@ def elastic(runs: int, steps: int, every: int, seed: int, root: Path, say=print)
         t0, killed, hung, redone = time.monotonic(), None, False, 0
         while p.poll() is None:
             if killed is None and _last_step(run_dir) >= at and (
-                    kind == "kill" or any((run_dir / "checkpoints").glob(".*.tmp"))):
-                rank = rng.randrange(2) if kind == "kill" else 0
+                    kind == "kill" or (kind == "kill-ckpt" and any((run_dir / "checkpoints").glob(".*.tmp")))
+                    or (kind == "kill-eval" and _evaluating(run_dir))):
+                rank = 0 if kind == "kill-ckpt" else rng.randrange(2)
                 victim = next((w for w in _tree(p.pid)[1:] if _rank(w) == rank), None)
                 if victim is not None:
                     redone = _last_step(run_dir) - _checkpoint_step(run_dir)

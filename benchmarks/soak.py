@@ -41,6 +41,7 @@ from pathlib import Path
 from . import harness
 
 KINDS = ("kill", "kill-ckpt", "kill-append", "sigterm", "second", "disk-full")
+HEADLINE = ("mode", "runs", "faults", "hog", "finished", "hung", "bit_identical", "bytes_lost", "weights_identical")
 WALL_CLOCK = ("img_per_s", "elapsed_s")
 
 # The trainer, with the faults' hooks: slow checkpoint writes (SOAK_SLOW_SAVE), slow metrics appends

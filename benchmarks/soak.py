@@ -189,8 +189,10 @@ def compare(soaked: Path, clean: Path, step: int, stops: set) -> dict:
             "bytes_lost": sum(len(json.dumps(m)) + 1 for m in lost)}
 
 
+EVAL_EVERY = 8  # elastic runs evaluate every this many steps (kill-eval strikes at those steps)
 ELASTIC_SETS = ("data.limit=128", "train.batch_size=8", "model.g_features=8", "model.d_features=8",
-                "conditional=false", "log.every=4", "dist_timeout=60", "eval.every=8 steps", "eval.n_train=500")
+                "conditional=false", "log.every=4", "dist_timeout=60", f"eval.every={EVAL_EVERY} steps",
+                "eval.n_train=500")
 ELASTIC_KINDS = ("kill", "kill-ckpt", "kill-eval")
 
 
@@ -216,14 +218,14 @@ def _rank(pid: int):
 
 
 def _evaluating(run_dir: Path) -> bool:
-    """Rank 0 is inside an evaluation: the last line is the train line of an evaluation step (every 8 steps),
-    and that step's eval line has not come yet."""
+    """Rank 0 is inside an evaluation: the last line is the train line of an evaluation step, and that step's
+    eval line has not come yet."""
     lines = _logged(run_dir)
-    return bool(lines) and lines[-1]["kind"] == "train" and lines[-1]["step"] % 8 == 0
+    return bool(lines) and lines[-1]["kind"] == "train" and lines[-1]["step"] % EVAL_EVERY == 0
 
 
 def _torchrun(harness: Path, run_dir: Path, steps: int, every: int, elastic: bool) -> list:
-    port = harness_port()
+    port = _free_port()
     launcher = (["--max-restarts=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}"] if elastic
                 else ["--master_port", str(port)])
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", *launcher, str(harness),
@@ -232,7 +234,7 @@ def _torchrun(harness: Path, run_dir: Path, steps: int, every: int, elastic: boo
             *[a for kv in ELASTIC_SETS for a in ("--set", kv)]]
 
 
-def harness_port() -> int:
+def _free_port() -> int:
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -190,3 +190,25 @@ def test_odd_run_files_refuse_resume_in_one_line(tmp_path, capsys, damage, messa
     code, _, err = _cli(["train", "--run-dir", str(run.dir), "--resume", "--steps", "12", "-q"], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
     assert _snapshot(run.dir) == before
+
+
+def test_a_step_error_that_is_no_timeout_goes_up_unchanged_and_a_timeout_becomes_one_line():
+    """World.bounded guards the step of a multi-process run: a CUDA OOM or shape error inside it is the
+    step's own error, not a lost peer; only a wait as long as dist_timeout becomes CollectiveTimeout."""
+    import time
+
+    from ganforge.dist import World
+    from ganforge.errors import CollectiveTimeout
+
+    world = World(rank=0, size=2, timeout=600.0)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        with world.bounded("the step"):
+            raise RuntimeError("CUDA out of memory")
+    assert not world.broken
+    world = World(rank=1, size=2, timeout=0.05, step=7)
+    with pytest.raises(CollectiveTimeout, match=r"rank 1 waited in the step at step 7 for the other ranks, which never "
+                                                r"arrived, and gave up after 0 s \(dist_timeout 0.05 s\)"):
+        with world.bounded("the step"):
+            time.sleep(0.06)
+            raise RuntimeError("Timed out waiting 50ms for recv operation to complete")
+    assert world.broken

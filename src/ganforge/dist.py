@@ -48,10 +48,10 @@ class World:
 
     @contextmanager
     def collective(self, name: str) -> Iterator[None]:
-        """Run a collective (``name`` says which, for the error line). A world of one does nothing here.
-        Each rank notes in the rendezvous store how many collectives it has entered, so a rank that stops
-        waiting (past ``dist_timeout``, or a lost peer) names the ranks that never arrived, then raises
-        :class:`CollectiveTimeout` with one line."""
+        """Run one of this world's collectives (``name`` says which, for the error line); a world of one does
+        nothing here. Each rank notes in the rendezvous store how many collectives it has entered, so a rank
+        that stops waiting (past ``dist_timeout``, or a lost peer) names the ranks that never arrived. Any
+        backend error here is the collective's: it becomes one :class:`CollectiveTimeout` line."""
         if self.size == 1:
             yield
             return
@@ -60,18 +60,39 @@ class World:
         started = time.monotonic()
         try:
             yield
-        except (RuntimeError, tdist.DistError) as e:
-            self.broken = True
+        except RuntimeError as e:  # gloo raises RuntimeError (DistError is one) for a timeout and a lost peer
+            raise self._stopped(name, time.monotonic() - started, e) from None
+
+    @contextmanager
+    def bounded(self, name: str) -> Iterator[None]:
+        """Around work that makes collectives among other computation (the step, with DDP's gradient
+        all-reduce): only a wait as long as ``dist_timeout`` is the world's failure and becomes the one
+        line; any other error (CUDA out of memory, a shape error) goes up unchanged. No store write: this
+        runs every step."""
+        if self.size == 1:
+            yield
+            return
+        started = time.monotonic()
+        try:
+            yield
+        except RuntimeError as e:
             waited = time.monotonic() - started
-            if waited >= 0.9 * self.timeout:
-                missing = self._missing()
-                who = f"rank(s) {', '.join(map(str, missing))}" if missing else "the other ranks"
-                what = (f"waited in {name} at step {self.step} for {who}, which never arrived, and gave up after "
-                        f"{waited:.0f} s (dist_timeout {self.timeout:g} s)")
-            else:
-                what = f"lost the other ranks in {name} at step {self.step} after {waited:.0f} s ({_reason(e)})"
-            raise CollectiveTimeout(f"rank {self.rank} {what}; the last checkpoint is intact (--resume, or torchrun "
-                                    f"--max-restarts, continues from it)") from None
+            if waited < 0.9 * self.timeout:
+                raise
+            raise self._stopped(name, waited, e) from None
+
+    def _stopped(self, name: str, waited: float, e: BaseException) -> CollectiveTimeout:
+        """The one line of a collective this rank stopped waiting in; the group is left, not destroyed."""
+        self.broken = True
+        if waited >= 0.9 * self.timeout:
+            missing = self._missing()
+            who = f"rank(s) {', '.join(map(str, missing))}" if missing else "the other ranks"
+            what = (f"waited in {name} at step {self.step} for {who}, which never arrived, and gave up after "
+                    f"{waited:.0f} s (dist_timeout {self.timeout:g} s)")
+        else:
+            what = f"lost the other ranks in {name} at step {self.step} after {waited:.0f} s ({_reason(e)})"
+        return CollectiveTimeout(f"rank {self.rank} {what}; the last checkpoint is intact (--resume, or torchrun "
+                                 f"--max-restarts, continues from it)")
 
     def _missing(self) -> List[int]:
         """The ranks that have entered fewer collectives than this one (from the store; [] when unknown)."""

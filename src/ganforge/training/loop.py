@@ -23,7 +23,7 @@ def fit(t: Training, duties: Sequence[Duty]) -> None:
         while t.stop is None:
             before = t.state.batches.position // t.state.batches.per_epoch
             t.world.step = t.state.step + 1
-            with t.world.collective("the step (DDP's gradient all-reduce)"):
+            with t.world.bounded("the step (DDP's gradient all-reduce)"):
                 out = t.step_fn(t.state.batches, t.state.step)  # d_steps D updates, g_steps G updates, EMA
             t.state.step += 1
             t.epochs = (before, t.state.batches.position // t.state.batches.per_epoch)

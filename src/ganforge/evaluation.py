@@ -20,11 +20,9 @@ from .config import load_run_config, resolve_config
 from .data import load_dataset
 from .errors import GanforgeError
 from .logs import log
-from .metric_spec import BOOKKEEPING, BY_NAME
+from .metric_spec import BOOKKEEPING, ON_REQUEST
 from .metrics import eval_labels, evaluate, parse_names, real_baseline, reference
 from .metrics.tstr import gan_test, gan_train, require_classes
-
-ON_REQUEST = tuple(m.name for m in BY_NAME.values() if m.data == "conditional")  # gan_train, gan_test
 
 
 def split_names(spec: Optional[str]):

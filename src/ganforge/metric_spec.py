@@ -60,6 +60,7 @@ METRICS: Tuple[Metric, ...] = (
            "the domain classifier's accuracy on generated images of each class", in_training=False),
 )
 BY_NAME: Dict[str, Metric] = {m.name: m for m in METRICS}
+ON_REQUEST = tuple(m.name for m in METRICS if m.data == "conditional")  # ganforge eval runs them only by name
 OUTPUTS: Dict[str, Output] = {o.key: o for m in METRICS for o in m.outputs}
 BOOKKEEPING = ("step", "epoch", "kind", "n", "n_ref", "seed", "features", "features_info", "checkpoint", "data")
 

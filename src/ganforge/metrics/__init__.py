@@ -12,6 +12,7 @@ import torch
 from ..data import subset
 from ..data.toy import Mixture
 from ..errors import GanforgeError
+from ..metric_spec import ON_REQUEST
 from ..models import matched_labels
 from . import image, toy  # noqa: F401  (they register the image and toy metrics)
 from .features import (
@@ -58,7 +59,7 @@ def parse_names(spec: str) -> List[str]:
     for n in names:
         if n not in REGISTRY:
             raise GanforgeError(f"unknown metric '{n}'; available: {', '.join(sorted(REGISTRY))} (and, for "
-                                f"conditional runs in ganforge eval, gan_train, gan_test)")
+                                f"conditional runs in ganforge eval, {', '.join(ON_REQUEST)})")
     return names
 
 

@@ -20,8 +20,6 @@ import torch
 from ..errors import GanforgeError
 from .features import train_classifier
 
-NAMES = ("gan_train", "gan_test")
-
 
 def require_classes(gan) -> None:
     if not gan.n_classes:

@@ -1,5 +1,5 @@
 """The ``ganforge`` command: argument parsing and printing only; each command is one call into the Python
-API (api, outputs, evaluation, repair, exports, fid, html), imported when it runs (``--help`` loads no torch).
+API (api, outputs, evaluation, repair, exports, fid, html).
 
 Exit codes: 0 success, 2 bad input (one line, no traceback), 1 anything else,
 130/143 when a training run was stopped by SIGINT/SIGTERM (after writing a checkpoint).
@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import metric_spec
+from .api import train
+from .config import DEFAULT_PRESET, load_preset, load_run_config, parse_set, preset_names, resolve_config
 from .errors import CollectiveTimeout, DivergedError, ExportMismatch, GanforgeError, StorageError
-
-FEATURES = ("discriminator", "classifier", "pixel")  # ganforge.inverse.FEATURES (checked by a test)
+from .evaluation import append_record, evaluate_run, format_record, real_floor
+from .exports import export_verified
+from .fid import compare
+from .html import write_report
+from .inverse import FEATURES
+from .outputs import animate, plot, write_interpolation, write_real_walk, write_samples
+from .repair import inpaint_images, project_images
 
 
 class _Parser(argparse.ArgumentParser):
@@ -206,8 +213,6 @@ def _search_kw(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _train_overrides(args: argparse.Namespace) -> Dict[str, Any]:
-    from .config import parse_set
-
     flags: Dict[str, Any] = {"seed": args.seed, "data.name": args.data, "device": args.device}
     flags = {k: v for k, v in flags.items() if v is not None}
     # A budget given here replaces the preset's or file's (which may be in another unit, or in seconds).
@@ -222,9 +227,6 @@ def _train_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .api import train
-    from .config import load_run_config, resolve_config
-
     if args.resume and not args.run_dir:
         raise GanforgeError("--resume needs --run-dir naming the run to continue")
     base = load_run_config(Path(args.run_dir)) if args.resume else None
@@ -247,7 +249,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .outputs import write_samples
     w = write_samples(args.source, args.out, args.n, args.seed, args.cls, args.truncation, args.device, _say)
     psi = f", truncation {args.truncation:g}" if args.truncation is not None else ""
     print(f"wrote {w.n} samples from {w.gan.source} (step {w.gan.step}; seed {w.seed}{psi}) to {w.where}")
@@ -255,8 +256,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import append_record, evaluate_run, format_record, real_floor
-
     if args.run_dir is not None and not Path(args.run_dir).is_dir():
         raise GanforgeError(f"no such run dir: {args.run_dir}")
     if args.real_baseline:
@@ -278,8 +277,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .exports import export_verified
-
     if not Path(args.out).parent.exists():
         raise GanforgeError(f"folder {Path(args.out).parent} does not exist")
     path, diff = export_verified(args.source, args.out)
@@ -289,8 +286,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_fid(args: argparse.Namespace) -> int:
-    from .fid import compare
-
     save = Path(args.save_stats) if args.save_stats else None
     if save is not None and save.suffix != ".npz":
         raise GanforgeError(f"--save-stats must end in .npz, got '{save.name}'")
@@ -305,8 +300,6 @@ def _cmd_fid(args: argparse.Namespace) -> int:
 
 
 def _cmd_project(args: argparse.Namespace) -> int:
-    from .repair import project_images
-
     r = project_images(args.source, args.images, args.out, args.device, _say, **_search_kw(args)).record
     print(f"wrote {args.out}/: {len(r['names'])} projection(s) from {r['source']} (step {r['step']}); pixel MSE "
           f"mean {r['pixel_mse_mean']:.4f}" + (f"; classes by {r['classes_by']}" if r["classes_by"] else ""))
@@ -314,8 +307,6 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
-    from .repair import inpaint_images
-
     r = inpaint_images(args.source, args.images, args.mask, args.out, args.device, _say,
                        **_search_kw(args)).record
     print(f"wrote {args.out}/: {len(r['names'])} inpainted image(s) from {r['source']} (step {r['step']}); "
@@ -325,21 +316,17 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from .outputs import plot
     print(f"wrote {plot(args.run_dir, args.out)}")
     return 0
 
 
 def _cmd_animate(args: argparse.Namespace) -> int:
-    from .outputs import animate
     out, frames, first, last = animate(args.run_dir, args.out, args.fps)
     print(f"wrote {out} ({frames} frames, steps {first} to {last})")
     return 0
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from .outputs import write_interpolation, write_real_walk
-
     if (args.from_image is None) != (args.to_image is None):
         raise GanforgeError("--from and --to go together: the two real images to walk between")
     if args.from_image is None:
@@ -360,14 +347,11 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .html import write_report
     print(f"wrote {write_report(Path(args.run_dir), floor=not args.no_floor)}")
     return 0
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from .config import DEFAULT_PRESET, load_preset, preset_names
-
     width = max(len(n) for n in preset_names())
     for name in preset_names():
         print(f"{name:<{width}}  {load_preset(name).get('description', '')}" + (" (default)" if name == DEFAULT_PRESET else ""))

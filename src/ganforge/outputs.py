@@ -33,7 +33,7 @@ class Written(NamedTuple):
 
     where: str
     n: int
-    seed: int
+    seed: Optional[int]  # None: a random draw that was not asked to be reproducible
     gan: LoadedGAN
 
 
@@ -140,7 +140,7 @@ def write_interpolation(source, out, rows: int = 8, steps: int = 10, spherical: 
         labels, _ = class_labels_for(gan, cls, rows)
     x = gan.interpolate(rows, steps, spherical, seed, labels, truncation)
     _write_walk(x, None if gan.is_image else load_dataset(gan.config.data), out, fps)
-    return Written(str(out), rows, seed if seed is not None else -1, gan)
+    return Written(str(out), rows, seed, gan)
 
 
 def write_real_walk(source, a, b, out, steps: int = 10, spherical: Optional[bool] = None, fps: float = 8.0,

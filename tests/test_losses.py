@@ -93,8 +93,20 @@ def test_every_d_loss_falls_as_d_separates_and_every_g_loss_falls_as_fakes_look_
     loss.d(real, fake).backward()
     assert (real.grad < 0).all() and (fake.grad > 0).all()   # D minimises: raise real scores, lower fake ones
     fake = torch.full((4,), 0.5, requires_grad=True)
-    loss.g(fake).backward()
+    (loss.g(fake, torch.full((4,), 0.5)) if loss.paired else loss.g(fake)).backward()
     assert (fake.grad < 0).all()                              # G minimises: raise D's score of its fakes
+
+
+def test_rpgan_pairs_each_real_with_its_fake():
+    from ganforge.losses import d_rpgan, g_rpgan
+    real, fake = torch.tensor(REAL), torch.tensor(FAKE)      # differences r - f: 1, 1, -3.5
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    assert d_rpgan(real, fake).item() == pytest.approx((sp(-1) + sp(-1) + sp(3.5)) / 3, rel=1e-6)
+    assert g_rpgan(fake, real).item() == pytest.approx((sp(1) + sp(1) + sp(-3.5)) / 3, rel=1e-6)
+    # pairing, not all pairs: shuffling one side changes the loss; equal logits give log 2
+    assert d_rpgan(real, fake.flip(0)).item() != pytest.approx(d_rpgan(real, fake).item())
+    assert d_rpgan(torch.ones(3), torch.ones(3)).item() == pytest.approx(math.log(2))
+    assert LOSSES["rpgan"].paired and not LOSSES["nonsaturating"].paired
 
 
 def test_gradient_penalty_zero_for_a_unit_lipschitz_linear_critic_positive_for_steeper():
@@ -115,7 +127,7 @@ def test_loss_recommendations_sit_below_the_preset_and_the_user():
     assert resolve_config("ring-8").d_steps == 1
 
 
-@pytest.mark.parametrize("name", ["lsgan", "wgan", "wgan-gp", "hinge"])
+@pytest.mark.parametrize("name", ["lsgan", "wgan", "wgan-gp", "hinge", "rpgan"])
 def test_each_loss_trains_through_the_one_loop(name, tmp_path):
     import ganforge
     from ganforge.config import resolve_config

@@ -48,15 +48,17 @@ class Component:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25, "
-                                    "or a folder of images")
+    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, stacked-mnist (three mnist5k "
+                                    "digits as R, G, B: 1,000 modes), gaussian-1d, ring-8, grid-25, or a folder "
+                                    "of images")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only N images, a fixed random choice (the same N every time; "
                                                  "mnist5k is stored sorted by class, so not simply the first N)")
     components: Optional[Tuple[Component, ...]] = _opt(
         None, doc="toy data: Gaussian mixture [{mean, std, weight}, ...] (default: the named distribution's)")
-    samples_per_epoch: int = _opt(10000, min=1, doc="toy data (infinite): real samples that make one epoch")
+    samples_per_epoch: int = _opt(10000, min=1, doc="toy data and stacked-mnist (drawn afresh for every batch): "
+                                                    "real samples that make one epoch")
     image_size: Optional[int] = _opt(None, min=8, doc="images are resized to this (folders: short side, then "
                                                       "centre crop); null = the dataset's own size (folders: 64)")
     channels: Optional[int] = _opt(None, choices=(1, 3), doc="1 (grayscale) or 3 (RGB); null = the dataset's "
@@ -70,7 +72,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _opt("mlp", choices=("mlp", "dcgan"))
+    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet"),
+                     doc="mlp; dcgan (Radford et al. 2016); resnet: R3GAN's normalisation-free residual nets "
+                         "(Huang et al. 2024), sized by model.widths, model.blocks, model.group_channels")
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
     z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")
@@ -93,6 +97,13 @@ class ModelConfig:
     d_features: int = _opt(64, min=1, doc="dcgan: width of D's first block (doubling towards the logit)")
     d_norm: str = _opt("none", choices=("none", "batchnorm"), doc="dcgan: normalisation in D's blocks "
                                                                   "after the first")
+    widths: Tuple[int, ...] = _opt((96,), min=1, doc="resnet: channels per stage, coarsest first (G; D mirrors "
+                                                     "them); one number = every stage. Stages: 28 px 7-14-28, "
+                                                     "32 px 4-8-16-32, 64 px 4..64, 128 px 4..128")
+    blocks: int = _opt(1, min=1, doc="resnet: residual blocks per stage (R3GAN: 2)")
+    group_channels: int = _opt(16, min=1, doc="resnet: channels per group of the grouped 3x3 convolution in each "
+                                              "block (R3GAN CIFAR-10: 16)")
+    expansion: int = _opt(2, min=1, doc="resnet: inverted bottleneck, a block's inner width = expansion x its stage's")
     g_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between z and G's first "
                                    "feature map (Lucic et al. 2018's MNIST G: 1024); 0 = none")
     d_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between D's last feature "
@@ -182,7 +193,10 @@ class Config:
     description: str = _opt("")
     seed: int = _opt(0, min=0)
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
-    loss: str = _opt("nonsaturating", choices=("nonsaturating", "minimax", "lsgan", "wgan", "wgan-gp", "hinge"))
+    loss: str = _opt("nonsaturating",
+                     choices=("nonsaturating", "minimax", "lsgan", "wgan", "wgan-gp", "hinge", "rpgan"),
+                     doc="the objective (docs/losses-and-stabilisers.md); rpgan: the relativistic pairing loss "
+                         "of R3GAN (Huang et al. 2024), each fake judged against a real of the same batch")
     loss_params: LossParams = field(default_factory=LossParams)
     d_steps: int = _opt(1, min=1, doc="discriminator updates per generator update (Goodfellow et al. 2014, Alg. 1)")
     g_steps: int = _opt(1, min=1, doc="generator updates per iteration")
@@ -208,9 +222,12 @@ class Config:
     ada_kimg: Optional[float] = _opt(None, min=0.001, doc="ADA: thousands of real images over which p can move "
                                                            "from 0 to 1; null = a tenth of the run's budget (a "
                                                            "time budget: as the pace so far projects it)")
-    r1_every: int = _opt(1, min=1, doc="lazy R1: apply the penalty every k steps, weighted by k (Karras et al. 2020)")
+    r1_every: int = _opt(1, min=1, doc="lazy R1 and R2: apply the penalties every k steps, weighted by k "
+                                       "(Karras et al. 2020)")
     r1: float = _opt(0.0, min=0.0, doc="R1 penalty weight γ: D's loss += γ/2 · E‖∇_x D(x_real)‖² "
                                         "(Mescheder et al. 2018); 0 = off")
+    r2: float = _opt(0.0, min=0.0, doc="R2 penalty weight γ: D's loss += γ/2 · E‖∇_x D(G(z))‖², the "
+                                        "zero-centred penalty at G's samples (R3GAN: r1 = r2 = γ); 0 = off")
     conditional: str = _opt("false", choices=("false", "true", "auto"),
                             doc="class-conditional G(z, y) (class embedding concatenated to z) and projection "
                                 "D(x, y), on labelled data; auto: conditional when the data has class labels "
@@ -570,6 +587,9 @@ def _validate(cfg: Config) -> None:
         raise GanforgeError(f"config key 'ada_target' must be in [0, 1) (0 = off), got {cfg.ada_target}")
     if cfg.diffaugment.strip() and cfg.data.name in TOY_DATA:
         raise GanforgeError(f"diffaugment applies to image data, not '{cfg.data.name}'")
+    if cfg.label_smoothing and cfg.loss == "rpgan":
+        raise GanforgeError("label_smoothing has no meaning for loss rpgan, which judges real against fake "
+                            "rather than against a target; drop label_smoothing")
     if cfg.label_smoothing and cfg.loss not in ("nonsaturating", "minimax"):
         raise GanforgeError(f"label_smoothing applies to the BCE losses (nonsaturating, minimax), not '{cfg.loss}'")
     if not 0 <= cfg.label_smoothing < 1:
@@ -613,8 +633,11 @@ def _validate_images(cfg: "Config") -> None:
                 raise GanforgeError(f"data.{key} applies to image data, not '{d.name}'")
         if d.augment:
             raise GanforgeError(f"data.augment applies to image data, not '{d.name}'")
-        if m.arch == "dcgan":
-            raise GanforgeError(f"model.arch dcgan needs image data, not '{d.name}'; use arch mlp for toy data")
+        if m.arch in ("dcgan", "resnet"):
+            raise GanforgeError(f"model.arch {m.arch} needs image data, not '{d.name}'; use arch mlp for toy data")
+    if d.name == "stacked-mnist" and d.channels == 1:
+        raise GanforgeError("stacked-mnist is three digits stacked as the R, G and B channels: it needs "
+                            "data.channels 3 (or null), not 1")
     if cfg.conditional == "true":
         if d.name in TOY_DATA:
             raise GanforgeError(f"conditional: true needs labelled image data, not '{d.name}'")
@@ -625,14 +648,22 @@ def _validate_images(cfg: "Config") -> None:
     if m.arch == "mlp" and (m.g_fc or m.d_fc):
         raise GanforgeError("model.g_fc and model.d_fc apply to model.arch dcgan; the MLP's widths are "
                             "model.g_hidden and model.d_hidden")
-    if m.arch == "dcgan":
+    if m.arch in ("dcgan", "resnet"):
         for key, value in (("model.d_input", m.d_input != "sample"), ("model.d_pack", m.d_pack != 1),
                            ("model.d_dropout", m.d_dropout != 0), ("model.z_dist", m.z_dist != "normal")):
             if value:
-                raise GanforgeError(f"{key} applies to the MLP models, not model.arch dcgan")
+                raise GanforgeError(f"{key} applies to the MLP models, not model.arch {m.arch}")
         if d.image_size is not None and d.image_size not in DCGAN_SIZES:
-            raise GanforgeError(f"model.arch dcgan needs data.image_size {', '.join(map(str, DCGAN_SIZES[:-1]))} or "
-                                f"{DCGAN_SIZES[-1]}, got {d.image_size}")
+            raise GanforgeError(f"model.arch {m.arch} needs data.image_size {', '.join(map(str, DCGAN_SIZES[:-1]))} "
+                                f"or {DCGAN_SIZES[-1]}, got {d.image_size}")
+    if m.arch == "resnet":
+        if m.d_norm != "none" or m.g_norm != "none" or m.g_fc or m.d_fc:
+            raise GanforgeError("model.arch resnet is normalisation-free and has no fully connected layers: "
+                                "model.d_norm, model.g_norm, model.g_fc and model.d_fc apply to dcgan")
+        for w in m.widths:
+            if (w * m.expansion) % m.group_channels:
+                raise GanforgeError(f"model.arch resnet: a block's inner width (model.widths {w} x model.expansion "
+                                    f"{m.expansion}) must be a multiple of model.group_channels ({m.group_channels})")
 
 
 def config_warnings(cfg: "Config") -> List[str]:
@@ -643,9 +674,13 @@ def config_warnings(cfg: "Config") -> List[str]:
             out.append("wgan-gp with BatchNorm in D (model.d_norm: batchnorm): the gradient penalty is defined "
                        "per sample, and BatchNorm makes each critic value depend on the whole batch "
                        "(Gulrajani et al. 2017 use no BatchNorm in the critic); set model.d_norm: none")
-        if cfg.r1 > 0:
-            out.append("r1 with BatchNorm in D (model.d_norm: batchnorm): the penalty on ∇x D(x) is per sample, "
-                       "but BatchNorm couples the samples of a batch; consider model.d_norm: none")
+        for key in ("r1", "r2"):
+            if getattr(cfg, key) > 0:
+                out.append(f"{key} with BatchNorm in D (model.d_norm: batchnorm): the penalty on ∇x D(x) is per "
+                           f"sample, but BatchNorm couples the samples of a batch; consider model.d_norm: none")
+    if cfg.loss == "wgan" and (cfg.r1 > 0 or cfg.r2 > 0):
+        out.append("r1/r2 with loss wgan: weight clipping already bounds D's gradients, and a zero-centred "
+                   "penalty on top of it fights the clip; use loss wgan-gp, or another loss with r1 and r2")
     if cfg.loss == "wgan" and cfg.optim.name == "adam" and cfg.optim.betas[0] > 0:
         out.append("wgan with Adam (momentum β1 > 0): Arjovsky et al. 2017 report unstable training with "
                    "momentum-based optimisers and use RMSprop; set optim.name: rmsprop")

@@ -65,12 +65,25 @@ def d_hinge(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
 
+def d_rpgan(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Relativistic pairing D loss (Jolicoeur-Martineau 2019; Huang et al. 2024, R3GAN):
+    E[softplus(−(D(x_i) − D(G(z_i))))] over the pairs (real i, fake i) of the batch."""
+    return F.softplus(-(real_logits - fake_logits)).mean()
+
+
+def g_rpgan(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    """Relativistic pairing G loss: E[softplus(−(D(G(z_i)) − D(x_i)))], the same pairs seen from G's side
+    (``real_logits`` carry no gradient to D's weights: D is frozen in G's update)."""
+    return F.softplus(-(fake_logits - real_logits)).mean()
+
+
 @dataclass(frozen=True)
 class Loss:
     d: Callable[..., Tensor]
     g: Callable[..., Tensor]
     clip_weights: bool = False       # WGAN: clamp D's weights to [−clip, clip] after each D update
     gradient_penalty: bool = False   # WGAN-GP: add λ·E[(‖∇D(x̂)‖ − 1)²] on interpolates
+    paired: bool = False             # RpGAN: G's loss also reads D's logits of a real batch, g(fake, real)
 
 
 LOSSES: Dict[str, Loss] = {
@@ -80,6 +93,7 @@ LOSSES: Dict[str, Loss] = {
     "wgan": Loss(d=d_wasserstein, g=g_wasserstein, clip_weights=True),
     "wgan-gp": Loss(d=d_wasserstein, g=g_wasserstein, gradient_penalty=True),
     "hinge": Loss(d=d_hinge, g=g_wasserstein),
+    "rpgan": Loss(d=d_rpgan, g=g_rpgan, paired=True),
 }
 
 # Each loss's recommended settings from its paper, applied below the preset: a preset or the user's
@@ -110,8 +124,10 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) 
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-def r1_penalty(real: Tensor, real_logits: Tensor) -> Tensor:
-    """E‖∇_x D(x)‖² over the real batch (Mescheder et al. 2018); ``real`` must require grad and
-    ``real_logits`` must be D(real). Weighted by γ/2 in the training loop."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+def r1_penalty(x: Tensor, logits: Tensor) -> Tensor:
+    """E‖∇_x D(x)‖² over a batch, zero-centred: R1 on the real batch (Mescheder et al. 2018), R2 on the
+    fake batch (Huang et al. 2024). ``x`` must require grad and ``logits`` must be D(x). Weighted by γ/2
+    in the training loop."""
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+

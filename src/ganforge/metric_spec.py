@@ -24,7 +24,7 @@ class Output:
 @dataclass(frozen=True)
 class Metric:
     name: str  # what --metrics and eval.train_metrics say
-    data: str  # image | labelled-image | toy-1d | toy-2d | conditional (ganforge eval only, by name)
+    data: str  # image | labelled-image | stacked-image | toy-1d | toy-2d | conditional (ganforge eval only)
     outputs: Tuple[Output, ...]
     summary: str
     in_training: bool = True  # eval.train_metrics may name it (image metrics) / training runs it (toy)
@@ -45,6 +45,9 @@ METRICS: Tuple[Metric, ...] = (
     Metric("modes", "labelled-image", (_o("modes_covered", "modes covered", False), _o("modes_total", "modes"),
                                        _o("kl_modes", "KL(modes)", True)),
            "classes the domain classifier sees, and KL of their histogram to the data's"),
+    Metric("modes_1000", "stacked-image",
+           (_o("modes_1000", "modes of 1,000", False), _o("kl_1000", "KL(1,000 modes)", True)),
+           "Stacked MNIST: the 1,000 digit triples hit at least once, and KL of their histogram to uniform"),
     Metric("cs", "labelled-image", (_o("classifier_score", "classifier score", False),),
            "the domain classifier's Inception-score analogue"),
     Metric("distribution-1d", "toy-1d", (_o("w1", "W1", True), _o("ks", "KS statistic", True), _o("mean", "mean"),

@@ -17,10 +17,11 @@ from ..config import DataConfig
 from ..errors import GanforgeError
 from .folder import FolderImages, load_folder
 from .mnist import load_idx_dataset, load_mnist5k
+from .stacked import StackedMnist
 from .toy import DEFAULTS as TOY_DEFAULTS
 from .toy import Mixture
 
-NAMED = ("mnist5k", "mnist", "fashion-mnist", *TOY_DEFAULTS)
+NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", *TOY_DEFAULTS)
 
 
 @dataclass
@@ -74,13 +75,17 @@ def conform(x: torch.Tensor, image_size: Optional[int], channels: Optional[int])
     return x
 
 
-def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, FolderImages, Mixture]:
+def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, FolderImages, Mixture, StackedMnist]:
     """Load the dataset named by ``cfg.name`` (a known name or a folder path); toy names give a
     :class:`Mixture`, folders too large for ``cfg.max_memory_mb`` a streamed :class:`FolderImages`."""
     if cfg.name in TOY_DEFAULTS:
         return Mixture(cfg.components or TOY_DEFAULTS[cfg.name], cfg.name)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
     name = cfg.name
+    if name == "stacked-mnist":  # three digits as R, G, B; data.limit picks the source digits
+        x, y = load_mnist5k()
+        keep = subset(x.shape[0], cfg.limit)
+        return StackedMnist(conform(x[keep], cfg.image_size, 1), y[keep])
     if name == "mnist5k":
         x, y = load_mnist5k()
     elif name in ("mnist", "fashion-mnist"):

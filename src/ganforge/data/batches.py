@@ -4,6 +4,7 @@
 * :class:`TensorBatches` — a dataset held as one tensor on the device, batched by indexing.
 * :class:`LoaderBatches` — an image folder too large to hold, decoded by DataLoader workers in the same order.
 * :class:`ToyBatches` — fresh samples of a toy distribution for every batch.
+* :class:`~.stacked.StackedBatches` — fresh Stacked MNIST triples for every batch.
 
 Each has ``next()`` (the next real batch), ``position`` (batches drawn: all a checkpoint needs to
 continue the same order), ``per_epoch`` and, for labelled data, ``labels`` of the last batch.
@@ -18,6 +19,7 @@ import torch
 
 from ..errors import GanforgeError
 from .folder import FolderImages
+from .stacked import StackedBatches, StackedMnist
 from .toy import Mixture
 
 
@@ -134,7 +136,7 @@ class ToyBatches:
         return self.mixture.sample(self.batch_size).to(self.device)
 
 
-Batches = Union[TensorBatches, LoaderBatches, ToyBatches]
+Batches = Union[TensorBatches, LoaderBatches, ToyBatches, StackedBatches]
 
 
 def batches_for(data, batch_size: int, seed: int, device: torch.device, *, samples_per_epoch: int = 10000,
@@ -143,6 +145,8 @@ def batches_for(data, batch_size: int, seed: int, device: torch.device, *, sampl
     a tensor on the device. In a world of ``world`` processes each rank draws its own slice."""
     if isinstance(data, Mixture):
         return ToyBatches(data, batch_size, samples_per_epoch, device)
+    if isinstance(data, StackedMnist):
+        return StackedBatches(data, batch_size, seed, device, samples_per_epoch, rank, world)
     if isinstance(data, FolderImages):
         return LoaderBatches(data, batch_size, seed, device, workers, rank, world)
     return TensorBatches(data, batch_size, seed, device, rank, world)

@@ -224,6 +224,32 @@ def domain_classifier(x: torch.Tensor, y: torch.Tensor, name: str, verbose: bool
     return ext
 
 
+class _PerChannel(nn.Module):
+    """A one-channel digit classifier read on each channel of a stacked image (Stacked MNIST): the features
+    are the three channels' features side by side, and the 1,000-class logits log p(a) + log p(b) + log p(c)
+    at class 100a + 10b + c, whose softmax is the product of the three channels' probabilities."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 28:  # the digits were learnt at MNIST's 28 px
+            x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+        return torch.cat([self.net.features(x[:, c : c + 1]) for c in range(x.shape[1])], 1)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        a, b, c = (torch.log_softmax(self.net.head(part), 1) for part in f.chunk(3, 1))
+        return (a[:, :, None, None] + b[:, None, :, None] + c[:, None, None, :]).flatten(1)
+
+
+def per_channel(digits: Extractor) -> Extractor:
+    """The digit classifier ``digits`` (10 classes, one channel) read on each of three stacked channels:
+    1,000 classes (see :class:`_PerChannel`)."""
+    return Extractor(f"{digits.name} per channel", _PerChannel(digits.net).eval(),
+                     {**digits.info, "per_channel": True}, classes=digits.classes ** 3)
+
+
 def _inception_input(x: torch.Tensor, size: int) -> torch.Tensor:
     """[-1, 1] images → Inception's input: 3 channels, ``size`` px, ImageNet normalisation."""
     if x.shape[1] == 1:

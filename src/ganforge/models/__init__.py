@@ -12,18 +12,31 @@ from ..errors import GanforgeError
 from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
+from .resnet import ResNetDiscriminator, ResNetGenerator, stage_widths
 
 __all__ = ["class_labels", "matched_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
+           "ResNetGenerator", "ResNetDiscriminator",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
-def _dcgan_shape(data_shape: Tuple[int, ...]) -> Tuple[int, int]:
+def _conv_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]:
     """(channels, size) of square 1- or 3-channel images of 28, 32, 64 or 128 px; else one clear error."""
     if len(data_shape) != 3 or data_shape[0] not in (1, 3) or data_shape[1] != data_shape[2] \
             or data_shape[1] not in SIZES:
-        raise GanforgeError(f"model.arch dcgan needs square 1- or 3-channel images of {', '.join(map(str, SIZES))} "
-                            f"px, but the data's shape is {list(data_shape)}; set data.image_size and data.channels")
+        raise GanforgeError(f"model.arch {cfg.arch} needs square 1- or 3-channel images of "
+                            f"{', '.join(map(str, SIZES))} px, but the data's shape is {list(data_shape)}; set "
+                            f"data.image_size and data.channels")
+    if cfg.arch == "resnet":
+        try:
+            stage_widths(cfg.widths, data_shape[1])
+        except ValueError as e:
+            raise GanforgeError(str(e)) from None
     return data_shape[0], data_shape[1]
+
+
+def _resnet_args(cfg: ModelConfig) -> dict:
+    return dict(widths=cfg.widths, blocks=cfg.blocks, group_channels=cfg.group_channels, expansion=cfg.expansion,
+                leak=cfg.leak)
 
 
 def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: int = 0) -> nn.Module:
@@ -31,9 +44,12 @@ def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: in
     ``n_classes`` > 0 makes it class-conditional: G(z, y) (see :mod:`.conditional`)."""
     z_in = cfg.z_dim + n_classes
     if cfg.arch == "dcgan":
-        channels, size = _dcgan_shape(data_shape)
+        channels, size = _conv_shape(cfg, data_shape)
         G = dcgan_init(DCGANGenerator(z_in, size, channels, cfg.g_features, bn_eps=cfg.bn_eps,
                                       bn_momentum=cfg.bn_momentum, fc=cfg.g_fc))
+    elif cfg.arch == "resnet":
+        channels, size = _conv_shape(cfg, data_shape)
+        G = ResNetGenerator(z_in, size, channels, out=cfg.g_out, **_resnet_args(cfg))
     else:
         G = _mlp_generator(cfg, data_shape, z_in)
     return ConditionalGenerator(G, n_classes) if n_classes else G
@@ -47,10 +63,11 @@ def _mlp_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], z_in: int) -> 
 
 def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: int = 0) -> nn.Module:
     """D for ``cfg.arch``; with ``n_classes`` > 0, D(x, y) with a projection of the class (see :mod:`.conditional`)."""
-    if cfg.arch == "dcgan":
-        channels, size = _dcgan_shape(data_shape)
+    if cfg.arch in ("dcgan", "resnet"):
+        channels, size = _conv_shape(cfg, data_shape)
         D = dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
-                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc))
+                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc)) \
+            if cfg.arch == "dcgan" else ResNetDiscriminator(size, channels, **_resnet_args(cfg))
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)

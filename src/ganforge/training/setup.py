@@ -195,7 +195,7 @@ def _build(cfg: Config, data, n_classes: int, world: World, device: torch.device
         if cfg.sync_bn:
             G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (G, D))
     # Buffers (BatchNorm statistics) stay per process; rank 0's are the ones saved.
-    conv = cfg.train.fast and len(data.shape) == 3 and cfg.model.arch == "dcgan"
+    conv = cfg.train.fast and len(data.shape) == 3 and cfg.model.arch in ("dcgan", "resnet")
     if conv:  # oneDNN's convolutions run faster on NHWC; the weights stay the same numbers
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     nets = make_nets(cfg, G, D, (lambda m: ddp(m, device)) if world.size > 1 else (lambda m: m))

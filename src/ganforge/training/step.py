@@ -9,10 +9,11 @@
         update G by descending its stochastic gradient                 → g_update()  (cfg.g_steps times)
     end for
 
-around which the field's stabilisers sit: DiffAugment on what D sees, instance noise, (lazy) R1 and
-WGAN-GP penalties, gradient clipping, WGAN weight clipping, one D forward for real and fake together,
-and an EMA of G's weights. This module knows nothing of files, logging, evaluation or signals: it
-takes :class:`Nets` (what trains) and a stream of real batches and returns the step's numbers.
+around which the field's stabilisers sit: DiffAugment on what D sees, instance noise, (lazy) R1 and R2
+and WGAN-GP penalties, RpGAN's pairing of real and fake, gradient clipping, WGAN weight clipping, one D
+forward for real and fake together, and an EMA of G's weights. This module knows nothing of files,
+logging, evaluation or signals: it takes :class:`Nets` (what trains) and a stream of real batches and
+returns the step's numbers.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class GANStep:
             distributed, one_pass, channels_last, autocast
         self.policies = [p.strip() for p in cfg.diffaugment.split(",") if p.strip()]
         self.ada_p: Optional[float] = None  # ADA's augmentation probability (set by the Ada duty); None: always
+        self.last_real: Optional[tuple] = None  # (real batch, labels) of the last D update
 
     def __call__(self, batches, i: int) -> StepOut:
         for _ in range(self.cfg.d_steps):
@@ -124,8 +126,11 @@ class GANStep:
             real = real + sigma * torch.randn_like(real)
             fake = fake + sigma * torch.randn_like(fake)
         lazy_r1 = cfg.r1 > 0 and i % cfg.r1_every == 0
+        lazy_r2 = cfg.r2 > 0 and i % cfg.r1_every == 0
         if lazy_r1:
             real.requires_grad_(True)
+        if lazy_r2:
+            fake.requires_grad_(True)
         judge = self.judge(nets.D_train, y)
         with self.autocast():
             if self.one_pass:  # one forward for both (same arithmetic: D treats rows independently)
@@ -137,6 +142,8 @@ class GANStep:
             d_loss = nets.loss.d(real_logits, fake_logits)
             if lazy_r1:
                 d_loss = d_loss + cfg.r1 / 2 * cfg.r1_every * r1_penalty(real, real_logits)
+            if lazy_r2:  # R2: the same zero-centred penalty at G's samples (Huang et al. 2024)
+                d_loss = d_loss + cfg.r2 / 2 * cfg.r1_every * r1_penalty(fake, fake_logits)
             if nets.loss.gradient_penalty:
                 d_loss = d_loss + cfg.loss_params.gp_lambda * gradient_penalty(judge, real, fake)
         _descend(nets.opt_d, d_loss, nets.D, cfg.grad_clip)
@@ -144,18 +151,27 @@ class GANStep:
             with torch.no_grad():
                 for p in nets.D.parameters():
                     p.clamp_(-cfg.loss_params.clip, cfg.loss_params.clip)
+        self.last_real = (real.detach(), y)  # what a paired G loss (RpGAN) judges G's samples against
         return d_loss, real_logits, fake_logits, real
 
     def g_update(self, i: int):
         """One G update on fresh noise (and fresh class labels): descend G's loss on D(G(z))."""
         cfg, nets, B = self.cfg, self.nets, self.cfg.train.batch_size
         y = torch.randint(self.n_classes, (B,), device=self.device) if self.n_classes else None
+        if nets.loss.paired:  # RpGAN pairs each sample with a real one: the last real batch, with its labels
+            real, y = self.last_real
         with self.autocast():
             fake = self.generate(nets.G_train, noise(cfg.model, B, self.device), y)
             sigma = instance_noise(cfg, i)
             if sigma > 0:
                 fake = fake + sigma * torch.randn_like(fake)
-            g_loss = nets.loss.g(self.judge(nets.D_plain, y)(fake).float())
+            fake_logits = self.judge(nets.D_plain, y)(fake).float()
+            if nets.loss.paired:
+                with torch.no_grad():
+                    real_logits = self.judge(nets.D_plain, y)(real).float()
+                g_loss = nets.loss.g(fake_logits, real_logits)
+            else:
+                g_loss = nets.loss.g(fake_logits)
         _descend(nets.opt_g, g_loss, nets.G, cfg.grad_clip)
         return g_loss, fake
 

@@ -13,7 +13,7 @@ from typing import Dict
 import torch
 
 from ...metric_spec import rank
-from ...metrics import eval_labels, evaluate, parse_names
+from ...metrics import APPLIES, eval_labels, evaluate, parse_names
 from ...models import noise
 from ..state import rng_state, save
 from .base import Duty
@@ -22,7 +22,8 @@ from .base import Duty
 def score(t, x: torch.Tensor, rngs: list) -> Dict[str, float]:
     """Score generated samples ``x`` (rank 0; ``rngs``: every rank's RNG state, for best.pt)."""
     s, cfg = t.state, t.cfg
-    found = evaluate(x, t.ref, None if t.toy else parse_names(cfg.eval.train_metrics))
+    names = None if t.toy else [n for n in parse_names(cfg.eval.train_metrics) if APPLIES[n](t.ref)]
+    found = evaluate(x, t.ref, names)  # eval.train_metrics that apply to the data (stacked-mnist: no 'modes')
     t.log.record({"step": s.step, "epoch": s.epoch, "kind": "eval", **found})
     t.final_metrics = found
     ranked = rank(found, cfg.eval.best)

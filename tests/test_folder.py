@@ -197,3 +197,45 @@ def test_mnist_dcgan_short_run_completes_and_samples(tiny_config, tmp_path):
     x = gan.sample(6, seed=0)
     assert x.shape == (6, 1, 32, 32) and torch.isfinite(x).all()
     assert (run.dir / "final.png").is_file()
+
+
+def test_thousands_of_tiny_images_decode_with_workers(tmp_path):
+    """The regression of 'received 0 items of ancdata': a worker handing over one tensor per image exhausts
+    the file descriptors the tensors travel through; it hands over one per batch now."""
+    root = tmp_path / "many"
+    for c in range(2):
+        (root / f"class{c}").mkdir(parents=True)
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / f"class{i % 2}" / f"{i}.png")
+    data = load_dataset(folder_cfg(root, image_size=8, workers=2))
+    serial = load_dataset(folder_cfg(root, image_size=8, workers=0))
+    assert data.x.shape == (3000, 3, 8, 8) and torch.equal(data.x, serial.x) and torch.equal(data.y, serial.y)
+    with Image.open(root / "class1" / "7.png") as im:
+        first = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 127.5 - 1
+    names = sorted((root / "class1").iterdir())
+    assert torch.equal(data.x[1500 + names.index(root / "class1" / "7.png")], first)
+
+
+def test_odd_files_convert_or_are_skipped_with_one_warning(tmp_path, capsys):
+    import numpy as np
+    root = tmp_path / "odd"
+    root.mkdir()
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(root / "rgb.png")
+    Image.new("L", (16, 16), 128).save(root / "grey.png")
+    Image.new("RGBA", (16, 16), (0, 0, 255, 0)).save(root / "clear.png")      # transparent: white
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(root / "cmyk.jpg")     # red in CMYK
+    Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16)).save(root / "deep.png")   # 16-bit white
+    Image.new("RGB", (1, 1)).save(root / "dot.png")
+    loop = root / "loop"
+    loop.mkdir()
+    (loop / "again").symlink_to(root, target_is_directory=True)
+    data = load_dataset(folder_cfg(root, image_size=8))
+    err = capsys.readouterr().err
+    assert len(data) == 5 and err.count("warning: skipped") == 1 and "dot.png: too small (1x1 px" in err
+    files = [f for f in sorted(root.glob("*.*")) if f.name != "dot.png"]
+    by_name = {f.name: data.x[i, :, 4, 4] for i, f in enumerate(files)}
+    assert torch.allclose(by_name["clear.png"], torch.ones(3))
+    assert torch.allclose(by_name["deep.png"], torch.ones(3), atol=0.01)     # white, not clipped to grey
+    assert by_name["cmyk.jpg"][0] > 0.9 and by_name["cmyk.jpg"][1:].max() < -0.8

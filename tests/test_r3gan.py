@@ -170,9 +170,9 @@ def test_the_per_channel_classifier_names_mode_100a_plus_10b_plus_c():
 
 
 def test_stacked_mnist_preset_trains_and_scores_its_modes(tmp_path):
-    cfg = resolve_config("stacked-mnist", overrides={"train.steps": 3, "train.batch_size": 16, "log.progress": False,
-                                                      "model.g_features": 8, "model.d_features": 8, "eval.n_train": 2000,
-                                                      "eval.every": "3 steps"})
+    cfg = resolve_config("stacked-mnist", overrides={
+        "train.steps": 3, "train.batch_size": 16, "log.progress": False, "model.g_features": 8,
+        "model.d_features": 8, "eval.n_train": 2000, "eval.every": "3 steps"})
     run = ganforge.train(cfg, tmp_path / "s")
     found = [m for m in run.metrics if m["kind"] == "eval"][-1]
     assert 1 <= found["modes_1000"] <= 1000 and found["kl_1000"] > 0

@@ -10,6 +10,7 @@ decoded again, batch by batch, while training (:class:`FolderImages`).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from ..errors import GanforgeError
 from ..logs import log
@@ -48,6 +50,16 @@ def decode(path: Path, size: int, channels: int) -> torch.Tensor:
     """One image as a (channels, size, size) float tensor in [-1, 1]: transparency composited on white,
     converted to RGB or grayscale, short side resized to ``size`` (bilinear, antialiased), centre-cropped.
     Raises :class:`Unusable` saying why when the file cannot be used."""
+    return to_float(decode_u8(path, size, channels))
+
+
+def to_float(pixels: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels → floats in [-1, 1]."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
+def decode_u8(path: Path, size: int, channels: int) -> torch.Tensor:
+    """:func:`decode`'s image as 8-bit pixels (channels, size, size), before scaling."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF
 
@@ -73,28 +85,36 @@ def decode(path: Path, size: int, channels: int) -> torch.Tensor:
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's ways of saying truncated/corrupt
         raise Unusable(f"truncated or corrupt image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
             from None
-    img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
-    return TF.pil_to_tensor(img).float().div_(127.5).sub_(1.0)
+    if img.size != (size, size):
+        img = TF.center_crop(TF.resize(img, size, antialias=True), [size, size])
+    return TF.pil_to_tensor(img)
 
 
 class _Decoded(Dataset):
-    """Files → (index, tensor or None, why) for the decoding DataLoader; never raises for a bad file."""
+    """Files → (index, 8-bit pixels or None, why) for the decoding DataLoader; never raises for a bad file.
+    ``keep`` False: check each file, return no pixels (a folder that will be streamed)."""
 
-    def __init__(self, files: Sequence[Path], size: int, channels: int) -> None:
-        self.files, self.size, self.channels = list(files), size, channels
+    def __init__(self, files: Sequence[Path], size: int, channels: int, keep: bool) -> None:
+        self.files, self.size, self.channels, self.keep = list(files), size, channels, keep
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
         try:
-            return i, decode(self.files[i], self.size, self.channels), ""
+            pixels = decode_u8(self.files[i], self.size, self.channels)
+            return i, pixels if self.keep else None, ""
         except Unusable as e:
             return i, None, str(e)
 
 
-def _as_list(batch):
-    return batch
+def _collate(batch):
+    """A worker's batch as three objects: the usable indices, their pixels as one uint8 tensor, and the
+    unusable (index, why). One tensor per batch, not one per image: the workers hand tensors over through
+    file descriptors, and tens of thousands of small ones exhaust them ("received 0 items of ancdata")."""
+    ok = [(i, x) for i, x, why in batch if not why]
+    pixels = torch.stack([x for _, x in ok]) if ok and ok[0][1] is not None else None
+    return torch.tensor([i for i, _ in ok], dtype=torch.long), pixels, [(i, why) for i, _, why in batch if why]
 
 
 class FolderImages(Dataset):
@@ -114,7 +134,15 @@ class FolderImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return decode(self.files[i], self.size, self.channels)
+        """Image ``i``; if it became unusable since the folder was checked (changed or removed while
+        training), one warning and the next usable image in its place, so the batch keeps its shape."""
+        for k in range(len(self.files)):
+            path = self.files[(i + k) % len(self.files)]
+            try:
+                return decode(path, self.size, self.channels)
+            except Unusable as e:
+                log.warning(f"skipped {path}: {e} (it changed after the folder was checked)")
+        raise GanforgeError(f"no image of {self.name} is usable any more")
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
         return torch.stack([self[int(i)] for i in index])
@@ -144,23 +172,24 @@ def load_folder(root: Path, size: Optional[int], channels: Optional[int], max_me
         raise GanforgeError(f"data folder '{root}' holds no image files ({', '.join(EXTENSIONS)}), "
                             f"searched recursively")
     in_memory = len(files) * channels * size * size * 4 <= max_memory_mb * 2 ** 20
-    loader = DataLoader(_Decoded(files, size, channels), batch_size=64, num_workers=min(workers, len(files) // 64),
-                        collate_fn=_as_list)
-    kept, tensors, skipped = [], [], []
-    for batch in loader:
-        for i, x, why in batch:
-            if x is None:
-                skipped.append({"file": str(files[i]), "why": why})
-                if verbose:
-                    log.warning(f"skipped {files[i]}: {why}")
-            else:
-                kept.append(i)
-                if in_memory:
-                    tensors.append(x)
+    loader = DataLoader(_Decoded(files, size, channels, in_memory), batch_size=128, collate_fn=_collate,
+                        num_workers=min(workers, len(files) // 128))
+    kept, chunks, skipped = [], [], []
+    bar = tqdm(loader, desc=f"decoding {root.name or root}", unit="batch", file=sys.stderr, leave=False,
+               disable=not verbose or len(files) < 2000)
+    for ok, pixels, bad in bar:
+        for i, why in bad:
+            skipped.append({"file": str(files[i]), "why": why})
+            if verbose:
+                log.warning(f"skipped {files[i]}: {why}")
+        kept += ok.tolist()
+        if pixels is not None:
+            chunks.append(pixels)
+    bar.close()
     if not kept:
         raise GanforgeError(f"data folder '{root}' has no usable image: all {len(files)} image files were skipped "
                             f"(see the warnings above)")
     if skipped and verbose:
         log.info(f"skipped {len(skipped)} of {len(files)} image files in {root}")
     return FolderScan([files[i] for i in kept], [labels[i] for i in kept] if labels is not None else None,
-                      classes, torch.stack(tensors) if in_memory else None, size, channels, skipped)
+                      classes, to_float(torch.cat(chunks)) if in_memory else None, size, channels, skipped)

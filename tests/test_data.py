@@ -76,3 +76,24 @@ def test_the_default_preset_trains_on_full_mnist_and_fashion_mnist_files(tmp_pat
     cfg = (run / "config.yaml").read_text()
     assert "preset: mnist-conv" in cfg and f"name: {name}" in cfg and "image_size: 28" in cfg
     assert (run / "checkpoints" / "step-0000003.pt").is_file()
+
+
+def test_cifar10_by_name_reads_torchvisions_pickles_and_says_what_is_missing(tmp_path):
+    import pickle
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    pixels = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        pixels[name] = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": pixels[name], b"labels": [0, 1, 2, 9]}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
+    data = load_dataset(DataConfig(name="cifar10", root=str(tmp_path), download=False))
+    assert data.x.shape == (20, 3, 32, 32) and data.y.tolist() == [0, 1, 2, 9] * 5
+    first = torch.from_numpy(pixels["data_batch_1"][0].reshape(3, 32, 32).astype(np.float32)) / 127.5 - 1
+    assert torch.allclose(data.x[0], first) and data.info["classes"][9] == "c9"
+    (folder / "data_batch_3").unlink()
+    with pytest.raises(GanforgeError, match=r"cifar10 not found offline: put data_batch_3 .* in .*cifar-10-batches-py"):
+        load_dataset(DataConfig(name="cifar10", root=str(tmp_path), download=False))

@@ -177,3 +177,16 @@ def test_stacked_mnist_preset_trains_and_scores_its_modes(tmp_path):
     found = [m for m in run.metrics if m["kind"] == "eval"][-1]
     assert 1 <= found["modes_1000"] <= 1000 and found["kl_1000"] > 0
     assert found["features"] == "classifier:lenet@mnist5k per channel"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here; CI has none)")
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_cuda_r3gan_resnet_trains(tmp_path, amp):
+    cfg = resolve_config("stacked-mnist", overrides={
+        "device": "cuda", "train.amp": amp, "train.steps": 8, "train.batch_size": 32, "log.progress": False,
+        "log.every": 1, "model.arch": "resnet", "model.widths": [32], "model.group_channels": 8, "r1_every": 2,
+        "eval.every": "off"})
+    run = ganforge.train(cfg, tmp_path / "g")
+    lines = [m for m in run.metrics if m["kind"] == "train"]
+    assert len(lines) == 8 and all(math.isfinite(m["d_loss"]) and math.isfinite(m["g_loss"]) for m in lines)
+    assert ganforge.load(tmp_path / "g").sample(4).shape == (4, 3, 28, 28)

@@ -104,6 +104,8 @@ def test_ema_rampup_by_hand():
 def test_config_checks():
     with pytest.raises(GanforgeError, match="ema_rampup ramps up an EMA"):
         resolve_config("mnist-mlp", overrides={"ema_rampup": 0.05})
+    off = resolve_config("ring-8", overrides={"ema": 0})       # the preset's ramp-up goes with its EMA
+    assert off.ema == 0 and off.ema_rampup == 0
     with pytest.raises(GanforgeError, match="lr_decay_start' must be in"):
         resolve_config("mnist-mlp", overrides={"optim.lr_decay_start": 1.0})
     with pytest.raises(GanforgeError, match="lr_schedule"):

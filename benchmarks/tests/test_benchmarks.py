@@ -85,3 +85,20 @@ def test_every_number_link_in_the_readme_points_at_an_existing_row():
         rows = harness.rows(name)
         assert 1 <= int(line) <= len(rows), f"README links {name}.jsonl line {line}; the file has {len(rows)}"
         assert {"date", "host", "commit"} <= set(rows[int(line) - 1])
+
+
+def test_stacked_mnist_reads_each_budget_at_the_last_checkpoint_inside_it(tmp_path, monkeypatch):
+    from benchmarks import stacked_mnist as sm
+    cfg = ganforge.resolve_config("stacked-mnist", overrides={
+        "train.steps": 6, "train.batch_size": 8, "model.g_features": 4, "model.d_features": 4, "log.every": 1,
+        "log.progress": False, "log.checkpoint_every": "2 steps", "log.keep_checkpoints": 10, "eval.every": "off"})
+    run = ganforge.train(cfg, tmp_path / "r")
+    lines = [json.loads(t) for t in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    for r in lines:  # a clock of 10 s a step, so the budgets below fall between checkpoints
+        if r["kind"] == "train":
+            r["elapsed_s"] = 10.0 * r["step"]
+    (run.dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    monkeypatch.setattr(sm, "N", 300)
+    curve = sm.read_curve(run.dir, [35, 45, 60])
+    assert [(c["budget"], c["step"]) for c in curve] == [(35, 2), (45, 4), (60, 6)]
+    assert all(1 <= c["modes_1000"] <= 300 and c["kl_1000"] > 0 for c in curve)

@@ -48,11 +48,11 @@ class Component:
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, stacked-mnist (three mnist5k "
-                                    "digits as R, G, B: 1,000 modes), gaussian-1d, ring-8, grid-25, or a folder "
-                                    "of images")
+    name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files "
+                                    "under data.root), stacked-mnist (three mnist5k digits as R, G, B: 1,000 "
+                                    "modes), gaussian-1d, ring-8, grid-25, or a folder of images")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
-    download: bool = _opt(True, doc="try to download mnist/fashion-mnist when missing")
+    download: bool = _opt(True, doc="try to download mnist/fashion-mnist/cifar10 when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only N images, a fixed random choice (the same N every time; "
                                                  "mnist5k is stored sorted by class, so not simply the first N)")
     components: Optional[Tuple[Component, ...]] = _opt(
@@ -474,6 +474,8 @@ def _apply_layer(tree: Dict[str, Any], layer: Mapping[str, Any], source: str,
             _apply_layer(tree.setdefault(k, {}), v, source, hints[k], key + ".")
         else:
             tree[k] = copy.deepcopy(v)
+    if cls is Config and "ema" in layer and "ema_rampup" not in layer and str(layer["ema"]).strip() in ("0", "0.0"):
+        tree["ema_rampup"] = 0.0  # turning the EMA off turns its ramp-up (from a lower layer) off with it
     if cls is TrainConfig:
         given = [k for k in _BUDGET_KEYS if layer.get(k) is not None]
         if len(given) > 1:

@@ -15,13 +15,14 @@ import torch.nn.functional as F
 
 from ..config import DataConfig
 from ..errors import GanforgeError
+from .cifar import class_names, load_cifar10
 from .folder import FolderImages, load_folder
 from .mnist import load_idx_dataset, load_mnist5k
 from .stacked import StackedMnist
 from .toy import DEFAULTS as TOY_DEFAULTS
 from .toy import Mixture
 
-NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", *TOY_DEFAULTS)
+NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", "cifar10", *TOY_DEFAULTS)
 
 
 @dataclass
@@ -86,7 +87,11 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
         x, y = load_mnist5k()
         keep = subset(x.shape[0], cfg.limit)
         return StackedMnist(conform(x[keep], cfg.image_size, 1), y[keep])
-    if name == "mnist5k":
+    info: Dict[str, Any] = {}
+    if name == "cifar10":
+        x, y = load_cifar10(root, "train", download=cfg.download)
+        info = {"source": str(root / "cifar-10-batches-py"), "classes": class_names(root), "images": len(y)}
+    elif name == "mnist5k":
         x, y = load_mnist5k()
     elif name in ("mnist", "fashion-mnist"):
         x, y = load_idx_dataset(name, root, download=cfg.download)
@@ -110,7 +115,7 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
     if cfg.limit is not None and cfg.limit < x.shape[0]:
         keep = subset(x.shape[0], cfg.limit)
         x, y = x[keep], (y[keep] if y is not None else None)
-    return TensorDataset(conform(x, cfg.image_size, cfg.channels), y, name)
+    return TensorDataset(conform(x, cfg.image_size, cfg.channels), y, name, info)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

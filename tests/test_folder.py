@@ -226,7 +226,7 @@ def test_odd_files_convert_or_are_skipped_with_one_warning(tmp_path, capsys):
     Image.new("L", (16, 16), 128).save(root / "grey.png")
     Image.new("RGBA", (16, 16), (0, 0, 255, 0)).save(root / "clear.png")      # transparent: white
     Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(root / "cmyk.jpg")     # red in CMYK
-    Image.fromarray(np.full((16, 16), 65535, dtype=np.uint16)).save(root / "deep.png")   # 16-bit white
+    Image.fromarray(np.full((16, 16), 49151, dtype=np.uint16)).save(root / "deep.png")   # 16-bit, 3/4 grey
     Image.new("RGB", (1, 1)).save(root / "dot.png")
     loop = root / "loop"
     loop.mkdir()
@@ -237,5 +237,5 @@ def test_odd_files_convert_or_are_skipped_with_one_warning(tmp_path, capsys):
     files = [f for f in sorted(root.glob("*.*")) if f.name != "dot.png"]
     by_name = {f.name: data.x[i, :, 4, 4] for i, f in enumerate(files)}
     assert torch.allclose(by_name["clear.png"], torch.ones(3))
-    assert torch.allclose(by_name["deep.png"], torch.ones(3), atol=0.01)     # white, not clipped to grey
+    assert torch.allclose(by_name["deep.png"], torch.full((3,), 0.5), atol=0.01)   # 3/4 grey, not clipped to white
     assert by_name["cmyk.jpg"][0] > 0.9 and by_name["cmyk.jpg"][1:].max() < -0.8

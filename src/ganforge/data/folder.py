@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -73,6 +74,10 @@ def decode_u8(path: Path, size: int, channels: int) -> torch.Tensor:
                 img.load()
                 if min(img.size) < MIN_SIDE:
                     raise Unusable(f"too small ({img.size[0]}x{img.size[1]} px; at least {MIN_SIDE} px a side)")
+                if img.mode.startswith("I;16") or img.mode == "I":  # 16/32-bit grey: scaled to 8 bits, not clipped
+                    deep = np.asarray(img, dtype=np.float64)
+                    top = 65535.0 if img.mode.startswith("I;16") or deep.max() > 255 else 255.0
+                    img = Image.fromarray(np.clip(deep * (255.0 / top) + 0.5, 0, 255).astype(np.uint8), "L")
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     rgba = img.convert("RGBA")
                     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

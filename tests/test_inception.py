@@ -135,3 +135,17 @@ def test_pytorch_fid_state_dict_loads_into_pytorch_fids_own_network(digits, tmp_
     torch.save(state, path)
     with pytest.raises(GanforgeError, match="does not fit pytorch-fid's FID Inception"):
         fid_inception(str(path))
+
+
+def test_onnx_runtime_gives_torchs_features(monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from ganforge.metrics.features import fid_inception
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fast = fid_inception()
+    assert fast.info["runtime"].startswith("onnxruntime") and fast.net.ort is not None
+    monkeypatch.setenv("GANFORGE_INCEPTION_RUNTIME", "torch")
+    slow = fid_inception()
+    assert slow.info["runtime"] == "torch" and slow.net.ort is None
+    a, b = fast(x)["features"], slow(x)["features"]
+    assert a.shape == (3, 2048)
+    assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4

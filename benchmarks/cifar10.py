@@ -81,52 +81,123 @@ def reference(where: str, root: str = "data"):
     return build(data, EvalConfig(features="inception", n_ref=len(data)), verbose=False)
 
 
-def score(samples, ref) -> dict:
+class Probe:
+    """A linear softmax classifier on standardised Inception features of labelled training images (L-BFGS; its
+    L2 weight picked on a tenth of them held out): CIFAR-10's classes read in the FID network's own feature
+    space, so GAN-test accuracy costs nothing beyond the FID's embedding. ``accuracy`` on the test split is
+    the proof that this space knows the classes."""
+
+    def __init__(self, feats, labels, classes: int = 10) -> None:
+        import torch
+
+        self.mu, self.sd = feats.mean(0), feats.std(0) + 1e-6
+        x, y = self._std(feats), labels
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+        cut = len(y) // 10
+        held, fit = perm[:cut], perm[cut:]
+        scores = {}
+        for wd in (1e-4, 1e-3, 1e-2):
+            w, b = self._fit(x[fit], y[fit], classes, wd)
+            scores[wd] = ((x[held] @ w + b).argmax(1) == y[held]).float().mean().item()
+        self.wd = max(scores, key=scores.get)
+        self.w, self.b = self._fit(x, y, classes, self.wd)
+
+    def _std(self, feats):
+        return ((feats - self.mu) / self.sd).float()
+
+    @staticmethod
+    def _fit(x, y, classes: int, wd: float):
+        import torch
+        import torch.nn.functional as F
+
+        w = torch.zeros(x.shape[1], classes, requires_grad=True)
+        b = torch.zeros(classes, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(x @ w + b, y) + wd * (w ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach(), b.detach()
+
+    def predict(self, feats):
+        return (self._std(feats) @ self.w + self.b).argmax(1)
+
+    def per_class(self, feats, labels, classes: int = 10) -> list:
+        hit = self.predict(feats) == labels
+        return [round(hit[labels == k].float().mean().item(), 4) for k in range(classes)]
+
+
+def score(samples, ref, labels=None, probe=None) -> dict:
+    """FID and precision/recall against ``ref``; with a probe and the samples' classes, GAN-test accuracy."""
     from ganforge.metrics import evaluate
+    from ganforge.metrics.image import _feats
 
     found = evaluate(samples, ref, ["fid", "pr"])
-    return {"fid": round(found["fid"], 3), "precision": round(found["precision"], 4),
-            "recall": round(found["recall"], 4)}
+    out = {"fid": round(found["fid"], 3), "precision": round(found["precision"], 4),
+           "recall": round(found["recall"], 4)}
+    if probe is not None and labels is not None:
+        per = probe.per_class(_feats(samples, ref)["features"], labels)
+        out.update(gan_test=round(sum(per) / len(per), 4), gan_test_per_class=per)
+    return out
 
 
-def read_curve(run_dir: Path, budgets, ref, n: int, batch: int) -> list:
+def read_curve(run_dir: Path, budgets, ref, n: int, batch: int, probe=None) -> list:
     """Each budget's checkpoint (:func:`harness.budget_checkpoints`): n samples of the evaluation noise, scored."""
     import ganforge
 
     out = []
     for b, step, seconds, path in harness.budget_checkpoints(run_dir, budgets):
         gan = ganforge.load(path)
-        x = gan.generate(gan.noise(n, seed=1234), gan.labels(n, None, 1234))
+        y = gan.labels(n, None, 1234)
+        x = gan.generate(gan.noise(n, seed=1234), y)
         out.append({"budget": b, "step": step, "seconds": seconds,
-                    "images_per_s": round(step * batch / max(seconds, 1e-9), 1), **score(x, ref)})
+                    "images_per_s": round(step * batch / max(seconds, 1e-9), 1), **score(x, ref, y, probe)})
     return out
 
 
-def floor(train: str, ref, n: int, root: str) -> dict:
-    """``n`` training images (seeded choice) scored as if they were samples."""
+def floor(train: str, ref, n: int, root: str):
+    """``n`` training images (seeded choice) scored as if they were samples, and the probe trained on their
+    features (accuracy on the test split's): (row, probe)."""
     import torch
+
+    from ganforge.metrics.image import _feats
 
     data = load_images(train, root)
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))[:n].sort().values
-    return {"preset": "real training images (floor)", "n": n, **score(data.take(pick), ref)}
+    x, y = data.take(pick), data.y[pick] if data.y is not None else None
+    row = {"preset": "real training images (floor)", **score(x, ref)}
+    if y is None or ref.y is None:
+        return row, None
+    probe = Probe(_feats(x, ref)["features"], y)
+    row.update(probe_test_accuracy=round((probe.predict(ref.features) == ref.y).float().mean().item(), 4),
+               probe_wd=probe.wd, gan_test_per_class=probe.per_class(ref.features, ref.y))
+    return row, probe
 
 
 def table(rows: list) -> str:
-    out = ["| preset | budget (min) | seeds | steps | images/s | FID mean (min-max) | precision | recall | n |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| preset | budget (min) | seeds | steps | images/s | FID mean (min-max) | precision | recall | GAN-test "
+           "| n |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r["preset"], r.get("budget"), r.get("n")) for r in rows},
                   key=lambda k: (k[0] != "cifar10", k[0], k[1] or 0, k[2] or 0))
     for p, b, n in keys:
         rs = [r for r in rows if (r["preset"], r.get("budget"), r.get("n")) == (p, b, n)]
         fid = [r["fid"] for r in rs]
-        if b is None:  # the floor
+        gt = [r["gan_test"] for r in rs if "gan_test" in r]
+        if b is None:  # the floor; its GAN-test column is the probe's accuracy on the test split
+            acc = rs[-1].get("probe_test_accuracy")
             out.append(f"| {p} | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
-                       f"{rs[-1]['recall']:.3f} | {n} |")
+                       f"{rs[-1]['recall']:.3f} | {f'{acc:.1%} (test split)' if acc else '-'} | {n} |")
             continue
         out.append(f"| {p} | {b / 60:g} | {len(rs)} | {statistics.mean(r['step'] for r in rs):,.0f} | "
                    f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
                    f"({min(fid):.1f}-{max(fid):.1f}) | {statistics.mean(r['precision'] for r in rs):.3f} | "
-                   f"{statistics.mean(r['recall'] for r in rs):.3f} | {n} |")
+                   f"{statistics.mean(r['recall'] for r in rs):.3f} | "
+                   f"{f'{statistics.mean(gt):.1%}' if gt else '-'} | {n} |")
     out += ["", "Published CIFAR-10 rows (GPU-days of training; ours: CPU-minutes on 2 cores, against the test split's "
             "JPEGs):", "", "| method | FID | settings |", "|---|---|---|"]
     out += [f"| {name} | {fid} | {how} |" for name, fid, how in PUBLISHED]
@@ -166,7 +237,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--keep", help="keep the run dirs under this folder")
     ap.add_argument("--score", nargs="*", type=Path, metavar="RUN", help="only score these existing run dirs")
-    ap.add_argument("--floor", action="store_true", help="also score --n training images (the floor)")
+    ap.add_argument("--floor", action="store_true", help="also score --n training images (the floor) and train "
+                    "the Inception-feature probe on them (GAN-test accuracy of conditional runs)")
     ap.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
     ap.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
     args = ap.parse_args()
@@ -182,16 +254,17 @@ def main() -> None:
     ref = reference(args.ref, args.root)
     which = "test" if args.ref == "cifar10" or "test" in Path(args.ref).name else Path(args.ref).name
     common = {"n": args.n, "ref": which, "train": Path(args.train).name}
-    rows = []
+    rows, probe = [], None
     if args.floor:
-        rows.append(harness.record(NAME, {**floor(args.train, ref, args.n, args.root), **common}, args))
+        row, probe = floor(args.train, ref, args.n, args.root)
+        rows.append(harness.record(NAME, {**row, **common}, args))
         print(json.dumps(rows[-1]), flush=True)
     if args.score:
         import ganforge
 
         for run_dir in args.score:
             batch = ganforge.Run(run_dir).config.train.batch_size
-            for row in read_curve(run_dir, budgets, ref, args.n, batch):
+            for row in read_curve(run_dir, budgets, ref, args.n, batch, probe):
                 rows.append(harness.record(NAME, {"preset": run_dir.name, **row, **common}, args))
                 print(json.dumps(rows[-1]), flush=True)
         return
@@ -207,7 +280,7 @@ def main() -> None:
                                                          "log.keep_checkpoints=10000"],
                                        s, max_seconds=float(max(budgets)), data=args.train)
                 batch = run.config.train.batch_size
-                for row in read_curve(run_dir, budgets, ref, args.n, batch):
+                for row in read_curve(run_dir, budgets, ref, args.n, batch, probe):
                     rows.append(harness.record(NAME, {"preset": label, "sets": sets, "seed": s, **row, **common},
                                                args))
                     print(json.dumps({k: rows[-1][k] for k in ("preset", "seed", "budget", "step", "fid")}),

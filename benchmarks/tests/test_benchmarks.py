@@ -102,3 +102,27 @@ def test_stacked_mnist_reads_each_budget_at_the_last_checkpoint_inside_it(tmp_pa
     curve = sm.read_curve(run.dir, [35, 45, 60])
     assert [(c["budget"], c["step"]) for c in curve] == [(35, 2), (45, 4), (60, 6)]
     assert all(1 <= c["modes_1000"] <= 300 and c["kl_1000"] > 0 for c in curve)
+
+
+def test_cifar10_probe_reads_separable_classes_and_the_table_shows_published_rows():
+    import torch
+
+    from benchmarks import cifar10
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 32, generator=gen) * 3
+    y = torch.arange(10).repeat(60)
+    x = (centres[y] + torch.randn(600, 32, generator=gen)).double()
+    probe = cifar10.Probe(x, y)
+    assert probe.wd in (1e-4, 1e-3, 1e-2)
+    per = probe.per_class(x, y)
+    assert len(per) == 10 and min(per) > 0.9
+    scrambled = probe.per_class(x, (y + 1) % 10)  # every label wrong: accuracy near 0
+    assert max(scrambled) < 0.1
+    rows = [{"preset": "cifar10", "budget": 900, "n": 10, "step": 100, "images_per_s": 800.0, "fid": 40.0,
+             "precision": 0.5, "recall": 0.4, "gan_test": 0.7},
+            {"preset": "cifar10", "budget": 900, "n": 10, "step": 110, "images_per_s": 820.0, "fid": 44.0,
+             "precision": 0.5, "recall": 0.4, "gan_test": 0.8}]
+    text = cifar10.table(rows)
+    assert "| cifar10 | 15 | 2 | 105 | 810 | 42.0 (40.0-44.0) | 0.500 | 0.400 | 75.0% | 10 |" in text
+    assert "R3GAN | 1.96" in text and "DCGAN (StudioGAN) | 48.3" in text

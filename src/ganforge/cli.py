@@ -54,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="train for N steps (a step: d_steps D updates, then g_steps G updates)")
     budget.add_argument("--max-seconds", type=float, metavar="S", help="train for S seconds of wall-clock time")
     t.add_argument("--data", metavar="NAME_OR_PATH",
-                   help="mnist5k (embedded), mnist, fashion-mnist, gaussian-1d, ring-8, grid-25, or a folder of "
-                        "images (recursive; class sub-folders give labels)")
+                   help="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files under data.root), "
+                        "stacked-mnist, gaussian-1d, ring-8, grid-25, or a folder of images (recursive; class "
+                        "sub-folders give labels; decoded by data.workers processes with a progress bar)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr_g=1e-4 --set loss=minimax")

@@ -37,7 +37,7 @@ BUDGETS = (900, 1800, 3600)
 CHECKPOINT_EVERY = 500
 PRESETS = {"cifar10": [], "dcgan": ["data.image_size=32"]}
 HEADLINE = ("preset", "budget", "seed", "step", "fid", "precision", "recall")
-HEADLINE_NOTE = "the cifar10 preset on the newest day it was measured, at 1,800 s"
+HEADLINE_NOTE = "the cifar10 preset against the test split, its longest budget on the newest day it was measured"
 
 # (method, FID, settings): GPU-days of training; ours are CPU-minutes on 2 cores
 PUBLISHED = [
@@ -55,9 +55,11 @@ PUBLISHED = [
 
 
 def headline(rows: list) -> list:
-    mine = [r for r in rows if r.get("preset") == "cifar10" and r.get("budget") == 1800]
+    mine = [r for r in rows if r.get("preset") == "cifar10" and r.get("ref") == "test" and r.get("budget")]
     last = max((r["date"] for r in mine), default=None)
-    return [r for r in mine if r["date"] == last]
+    mine = [r for r in mine if r["date"] == last]
+    longest = max((r["budget"] for r in mine), default=None)
+    return [r for r in mine if r["budget"] == longest]
 
 
 def load_images(where: str, root: str = "data", split: str = "train"):

@@ -124,8 +124,9 @@ class LoadedGAN:
 
     def __init__(self, generator: nn.Module, config: Config, data_shape: tuple, step: int,
                  source: Path, device: torch.device, classes: Optional[list] = None,
-                 fixed_z: Optional[torch.Tensor] = None) -> None:
+                 fixed_z: Optional[torch.Tensor] = None, alphabet: str = "") -> None:
         self.generator = generator
+        self.alphabet = alphabet  # text runs: the character of each of G's output rows
         self.fixed_z = fixed_z  # the noise of the run's training grids (checkpoints; None for exports)
         self.classes = list(classes or [])  # conditional runs: the class names, in label order
         self.config = config
@@ -140,8 +141,18 @@ class LoadedGAN:
         return self.config.model.z_dim
 
     @property
+    def is_text(self) -> bool:
+        return bool(self.alphabet)
+
+    @property
     def is_image(self) -> bool:
-        return self.config.data.name not in TOY_DATA
+        return self.config.data.name not in TOY_DATA and not self.is_text
+
+    def text(self, x: torch.Tensor) -> List[str]:
+        """A text G's samples (n, V, L) as n strings, the most likely character at each position."""
+        from .data.text import decode
+
+        return decode(x, self.alphabet)
 
     def noise(self, n: int, seed: Optional[int] = None, truncation: Optional[float] = None) -> torch.Tensor:
         """``n`` latent vectors from G's noise distribution, on its device; seeded when ``seed`` is given (the
@@ -341,7 +352,7 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
     gan = LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes,
-                    state.get("fixed_z"))
+                    state.get("fixed_z"), alphabet=state.get("alphabet") or "")
     gan.chosen = why
     return gan
 
@@ -359,4 +370,4 @@ def _read_export(path: Path) -> Dict[str, Any]:
         raise GanforgeError(f"{path} is not a generator exported by ganforge")
     return {"config": json.loads(meta["config"]), "data_shape": json.loads(meta["data_shape"]),
             "step": int(meta.get("step", 0)), "G": tensors, "n_classes": int(meta.get("n_classes", 0)),
-            "classes": json.loads(meta.get("classes", "[]"))}
+            "classes": json.loads(meta.get("classes", "[]")), "alphabet": json.loads(meta.get("alphabet", '""'))}

@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-seconds", type=float, metavar="S", help="train for S seconds of wall-clock time")
     t.add_argument("--data", metavar="NAME_OR_PATH",
                    help="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files under data.root), "
-                        "stacked-mnist, gaussian-1d, ring-8, grid-25, or a folder of images (recursive; class "
-                        "sub-folders give labels; decoded by data.workers processes with a progress bar)")
+                        "stacked-mnist, gaussian-1d, ring-8, grid-25, a folder of images (recursive; class "
+                        "sub-folders give labels; decoded by data.workers processes with a progress bar), or text "
+                        "for --preset chars: a UTF-8 FILE.txt or tinyshakespeare")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set optim.lr_g=1e-4 --set loss=minimax")
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64, help="number of samples (with --class all: per class; default 64)")
     s.add_argument("--out", required=True, metavar="FILE_OR_DIR/",
                    help=".png: a grid; .npy: float32 N x C x H x W in [0, 1]; DIR/: one PNG per sample (a sub-folder "
-                        "per class when conditional)")
+                        "per class when conditional); .txt: text runs, one sample per line")
     s.add_argument("--class", dest="cls", metavar="K|NAME|all",
                    help="conditional runs: class K (number or name), or all: --n of each class (a row each)")
     s.add_argument("--seed", type=int, help="noise seed (default random, printed); sample i depends on (seed, i) only")

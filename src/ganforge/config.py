@@ -50,9 +50,10 @@ class Component:
 class DataConfig:
     name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files "
                                     "under data.root), stacked-mnist (three mnist5k digits as R, G, B: 1,000 "
-                                    "modes), gaussian-1d, ring-8, grid-25, or a folder of images")
+                                    "modes), gaussian-1d, ring-8, grid-25, a folder of images, or text (model.arch "
+                                    "chars): a UTF-8 file, or tinyshakespeare (karpathy/char-rnn's)")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
-    download: bool = _opt(True, doc="try to download mnist/fashion-mnist/cifar10 when missing")
+    download: bool = _opt(True, doc="try to download mnist/fashion-mnist/cifar10/tinyshakespeare when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only N images, a fixed random choice (the same N every time; "
                                                  "mnist5k is stored sorted by class, so not simply the first N)")
     components: Optional[Tuple[Component, ...]] = _opt(
@@ -68,13 +69,16 @@ class DataConfig:
     max_memory_mb: int = _opt(2048, min=0, doc="image folders up to this size after decoding are held as one "
                                               "tensor; larger ones stream through a DataLoader")
     workers: int = _opt(2, min=0, doc="DataLoader worker processes for folders too large to hold in memory")
+    seq_len: int = _opt(32, min=2, doc="text (a UTF-8 file as data.name): characters per sequence")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet"),
+    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet", "chars"),
                      doc="mlp; dcgan (Radford et al. 2016); resnet: R3GAN's normalisation-free residual nets "
-                         "(Huang et al. 2024), sized by model.widths, model.blocks, model.group_channels")
+                         "(Huang et al. 2024), sized by model.widths, model.blocks, model.group_channels; chars: "
+                         "the 1-D residual CNNs of Gulrajani et al. 2017 for text, width model.widths[0], "
+                         "model.blocks residual blocks")
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
     z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")

@@ -49,6 +49,8 @@ def evaluate_run(run_dir, checkpoint=None, metrics: Optional[str] = None, n: Opt
     n = n if n is not None else gan.config.eval.n
     seed = seed if seed is not None else gan.config.eval.seed
     data = load_dataset(gan.config.data)
+    if gan.is_text:
+        return _text_record(gan, data, names, n, seed, truncation)
     ev = gan.config.eval if features is None else gan.config.replace(eval={"features": features}).eval
     ref = reference(data, ev)
     found: Dict[str, Any] = {}
@@ -66,6 +68,18 @@ def evaluate_run(run_dir, checkpoint=None, metrics: Optional[str] = None, n: Opt
     return record
 
 
+def _text_record(gan: LoadedGAN, data, names, n: int, seed: int, truncation: Optional[float]) -> Dict[str, Any]:
+    """A text generator's n samples scored against its text's held-out tenth (:mod:`.metrics.text`)."""
+    from .metrics.text import text_reference
+
+    if names:
+        raise GanforgeError("a text generator is scored with the text metrics (js_1..js_4, in_vocab, novelty); "
+                            "leave out --metrics")
+    samples = gan.text(gan.generate(gan.noise(n, seed, truncation)))
+    return {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n,
+            "n_ref": len(data.held), "seed": seed, **text_reference(data).score(samples)}
+
+
 def real_floor(run_dir=None, data: Optional[str] = None, metrics: Optional[str] = None, n: Optional[int] = None,
                seed: Optional[int] = None, features: Optional[str] = None) -> Dict[str, Any]:
     """Half of the real data (the run's, or ``data``) scored against the other half."""
@@ -80,6 +94,14 @@ def real_floor(run_dir=None, data: Optional[str] = None, metrics: Optional[str] 
     if features is not None:
         cfg = cfg.replace(eval={"features": features})
     dataset = load_dataset(cfg.data)
+    if getattr(dataset, "kind", "") == "text":
+        from .metrics.text import text_floor
+
+        if names:
+            raise GanforgeError("text is scored with the text metrics; leave out --metrics")
+        n = n if n is not None else cfg.eval.n
+        return {"kind": "real-baseline", "n": n, "n_ref": len(dataset.held), "seed": seed or 0,
+                **text_floor(dataset, n, seed or 0), "data": cfg.data.name}
     if not hasattr(dataset, "take"):
         raise GanforgeError(f"--real-baseline applies to image data; '{cfg.data.name}' is a toy distribution "
                             f"whose metrics are exact")
@@ -116,10 +138,12 @@ def append_record(run_dir, record: Dict[str, Any]) -> Path:
 
 def format_record(record: Dict[str, Any]) -> str:
     """The record as ``ganforge eval`` prints it: what was scored, the features, one metric a line."""
-    what = (f"real vs real: {record['n']} images of {record['data']} against {record['n_ref']} others"
+    unit = "windows of the held-out text" if "js_1" in record else "images"
+    what = (f"real vs real: {record['n']} {unit} of {record['data']} against {record['n_ref']} others"
             if record["kind"] == "real-baseline" else
             f"{record['checkpoint']} (step {record['step']}): {record['n']} samples, seed {record['seed']}"
-            + (f", against {record['n_ref']} real images" if record.get("n_ref") else ""))
+            + (f", against {record['n_ref']} real {'characters' if 'js_1' in record else 'images'}"
+               if record.get("n_ref") else ""))
     lines = [what]
     if "features" in record:
         acc = record.get("features_info", {}).get("heldout_accuracy")

@@ -144,6 +144,12 @@ def _pictures(run: Run) -> str:
                           (run.dir / "samples" / "real.png", "real data")):
         if path is not None and path.exists():
             out.append(f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    for path, caption in ((run.dir / "final.txt", f"final: step {run.step} (fixed noise)"),
+                          (run.dir / "samples" / "real.txt", "real text")):  # text runs
+        if path.exists():
+            lines = html.escape(path.read_text(encoding="utf-8", errors="replace"))
+            out.append(f'<figure><pre class="text">{lines}</pre>'
+                       f'<figcaption>{html.escape(caption)}</figcaption></figure>')
     return "".join(out)
 
 

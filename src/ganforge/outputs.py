@@ -25,6 +25,7 @@ from .report import (
     save_grid,
     save_toy_plot,
     write_animation,
+    write_lines,
 )
 
 
@@ -65,14 +66,16 @@ def class_labels_for(gan: LoadedGAN, cls: Optional[str], n: int) -> Tuple[Option
 def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Optional[str] = None,
                   truncation: Optional[float] = None, device: str = "cpu", say: Callable[[str], None] = log.info
                   ) -> Written:
-    """Samples of ``source``'s generator to ``out``: ``.png`` a grid, ``.npy`` float32 N×C×H×W in [0, 1],
+    """Samples of ``source``'s generator to ``out``: ``.png`` a grid, ``.npy`` float32 N×C×H×W in [0, 1]
+    (text: N×V×L, G's softmax), ``.txt`` (text runs) one sample per line,
     a path ending in '/' (or an existing folder) one PNG per sample (a sub-folder per class when
     conditional). Streamed: memory is one batch, whatever ``n``. ``say`` gets the notes (default: the log)."""
     out_s = str(out)
     out = Path(out)
     to_folder = out_s.endswith(("/", "\\")) or out.is_dir()
-    if not to_folder and out.suffix.lower() not in (".png", ".npy"):
-        raise GanforgeError(f"--out must end in .png or .npy, or be a folder ending in '/', got '{out.name}'")
+    if not to_folder and out.suffix.lower() not in (".png", ".npy", ".txt"):
+        raise GanforgeError(f"--out must end in .png, .npy or .txt (text runs), or be a folder ending in '/', "
+                            f"got '{out.name}'")
     if n < 1:
         raise GanforgeError(f"--n must be >= 1, got {n}")
     if not out.parent.exists():
@@ -81,7 +84,12 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
     if gan.chosen:
         say(gan.chosen)
     if to_folder and not gan.is_image:
-        raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data")
+        raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data, .txt for text")
+    if gan.is_text and out.suffix.lower() == ".png":
+        raise GanforgeError("a text generator writes --out FILE.txt (one sample per line) or FILE.npy")
+    if out.suffix.lower() == ".txt" and not gan.is_text:
+        raise GanforgeError(f"--out {out.name}: .txt is for text generators; this one makes "
+                            f"{'images' if gan.is_image else 'toy samples'} (.png or .npy)")
     if truncation is not None:
         gan.noise(1, 0, truncation)  # says what is wrong with ψ before anything is written
     labels, nrow = class_labels_for(gan, cls, n)
@@ -98,7 +106,9 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
         else:
             samples = torch.cat([x for x, _ in batches])
             where = str(out)
-            if gan.is_image:
+            if gan.is_text:
+                write_lines(gan.text(samples), out)
+            elif gan.is_image:
                 save_grid(from_unit(samples), out, nrow=nrow)
             else:
                 save_toy_plot(samples, load_dataset(gan.config.data), out, title=f"{n} samples, step {gan.step}")

@@ -1,4 +1,4 @@
-"""Pictures of a run: sample grids, toy plots, training curves, animations, latent walks."""
+"""Pictures of a run: sample grids, toy plots, training curves, animations, latent walks; text samples as lines."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: save_image(to_unit(images.detach().float().cpu()), f, nrow=nrow,
                                             padding=2, format="png"))
+    return path
+
+
+def write_lines(lines, path: Path) -> Path:
+    """Text samples, one per line (UTF-8; a newline inside a sample is shown as ``⏎``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(line.replace("\n", "\u23ce") + "\n" for line in lines)
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
     return path
 
 

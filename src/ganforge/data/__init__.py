@@ -19,10 +19,11 @@ from .cifar import class_names, load_cifar10
 from .folder import FolderImages, load_folder
 from .mnist import load_idx_dataset, load_mnist5k
 from .stacked import StackedMnist
+from .text import TextData, load_text, tiny_shakespeare
 from .toy import DEFAULTS as TOY_DEFAULTS
 from .toy import Mixture
 
-NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", "cifar10", *TOY_DEFAULTS)
+NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", "cifar10", "tinyshakespeare", *TOY_DEFAULTS)
 
 
 @dataclass
@@ -76,9 +77,11 @@ def conform(x: torch.Tensor, image_size: Optional[int], channels: Optional[int])
     return x
 
 
-def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, FolderImages, Mixture, StackedMnist]:
+def load_dataset(cfg: DataConfig, verbose: bool = True
+                 ) -> Union[TensorDataset, FolderImages, Mixture, StackedMnist, TextData]:
     """Load the dataset named by ``cfg.name`` (a known name or a folder path); toy names give a
-    :class:`Mixture`, folders too large for ``cfg.max_memory_mb`` a streamed :class:`FolderImages`."""
+    :class:`Mixture`, folders too large for ``cfg.max_memory_mb`` a streamed :class:`FolderImages`, a text
+    file (UTF-8) :class:`TextData`."""
     if cfg.name in TOY_DEFAULTS:
         return Mixture(cfg.components or TOY_DEFAULTS[cfg.name], cfg.name)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
@@ -87,6 +90,8 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
         x, y = load_mnist5k()
         keep = subset(x.shape[0], cfg.limit)
         return StackedMnist(conform(x[keep], cfg.image_size, 1), y[keep])
+    if name == "tinyshakespeare":
+        return load_text(tiny_shakespeare(root, cfg.download), cfg.seq_len)
     info: Dict[str, Any] = {}
     if name == "cifar10":
         x, y = load_cifar10(root, "train", download=cfg.download)
@@ -99,7 +104,9 @@ def load_dataset(cfg: DataConfig, verbose: bool = True) -> Union[TensorDataset, 
         path = Path(name).expanduser()
         if not path.exists():
             raise GanforgeError(f"data '{name}' is neither a known dataset ({', '.join(NAMED)}) "
-                                f"nor an existing folder")
+                                f"nor an existing folder or text file")
+        if path.is_file():
+            return load_text(path, cfg.seq_len)
         found = load_folder(path, cfg.image_size, cfg.channels, cfg.max_memory_mb, cfg.workers, verbose)
         keep = subset(len(found.files), cfg.limit).tolist()
         n = len(keep)

@@ -5,6 +5,7 @@
 * :class:`LoaderBatches` — an image folder too large to hold, decoded by DataLoader workers in the same order.
 * :class:`ToyBatches` — fresh samples of a toy distribution for every batch.
 * :class:`~.stacked.StackedBatches` — fresh Stacked MNIST triples for every batch.
+* :class:`TextBatches` — windows of a text file, one-hot, in the order of a :class:`BatchStream`.
 
 Each has ``next()`` (the next real batch), ``position`` (batches drawn: all a checkpoint needs to
 continue the same order), ``per_epoch`` and, for labelled data, ``labels`` of the last batch.
@@ -20,6 +21,7 @@ import torch
 from ..errors import GanforgeError
 from .folder import FolderImages
 from .stacked import StackedBatches, StackedMnist
+from .text import TextData
 from .toy import Mixture
 
 
@@ -136,7 +138,24 @@ class ToyBatches:
         return self.mixture.sample(self.batch_size).to(self.device)
 
 
-Batches = Union[TensorBatches, LoaderBatches, ToyBatches, StackedBatches]
+class TextBatches:
+    """Real minibatches of windows in the order of a seeded :class:`~.batches.BatchStream` over start positions
+    (so ``position`` is all a checkpoint needs). In a world of ``world`` processes each rank takes its slice."""
+
+    def __init__(self, data: TextData, batch_size: int, seed: int, device: torch.device, rank: int = 0,
+                 world: int = 1) -> None:
+        self.data, self.device, self.labels = data, device, None
+        self.order = BatchStream(len(data), batch_size * world, seed, torch.device("cpu"))
+        self.per_epoch = self.order.per_epoch
+        self.shard = slice(rank * batch_size, (rank + 1) * batch_size)
+
+    position = property(lambda self: self.order.position, lambda self, v: setattr(self.order, "position", v))
+
+    def next(self) -> torch.Tensor:
+        return self.data.take(self.order.next()[self.shard]).to(self.device)
+
+
+Batches = Union[TensorBatches, LoaderBatches, ToyBatches, StackedBatches, TextBatches]
 
 
 def batches_for(data, batch_size: int, seed: int, device: torch.device, *, samples_per_epoch: int = 10000,
@@ -147,6 +166,8 @@ def batches_for(data, batch_size: int, seed: int, device: torch.device, *, sampl
         return ToyBatches(data, batch_size, samples_per_epoch, device)
     if isinstance(data, StackedMnist):
         return StackedBatches(data, batch_size, seed, device, samples_per_epoch, rank, world)
+    if isinstance(data, TextData):
+        return TextBatches(data, batch_size, seed, device, rank, world)
     if isinstance(data, FolderImages):
         return LoaderBatches(data, batch_size, seed, device, workers, rank, world)
     return TensorBatches(data, batch_size, seed, device, rank, world)

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config import ModelConfig, activations
 from ..errors import GanforgeError
+from .chars import CharDiscriminator, CharGenerator
 from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
@@ -16,6 +17,7 @@ from .resnet import ResNetDiscriminator, ResNetGenerator, stage_widths
 
 __all__ = ["class_labels", "matched_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "ResNetGenerator", "ResNetDiscriminator",
+           "CharGenerator", "CharDiscriminator", "check_data_kind",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -34,6 +36,26 @@ def _conv_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int
     return data_shape[0], data_shape[1]
 
 
+def _seq_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]:
+    """(alphabet size, sequence length) of text data; else one clear error."""
+    if len(data_shape) != 2:
+        raise GanforgeError(f"model.arch chars reads text (a UTF-8 file as --data), but the data's shape is "
+                            f"{list(data_shape)}")
+    return data_shape[0], data_shape[1]
+
+
+def check_data_kind(cfg, data) -> None:
+    """Text needs the text nets and no image augmentation; the text nets need text: else one clear error."""
+    text = getattr(data, "kind", "image") == "text"
+    if text and cfg.model.arch != "chars":
+        raise GanforgeError(f"data '{cfg.data.name}' is text: it needs model.arch chars (--preset chars), not "
+                            f"{cfg.model.arch}")
+    if not text and cfg.model.arch == "chars":
+        raise GanforgeError(f"model.arch chars reads text (a UTF-8 file as --data); '{cfg.data.name}' is not text")
+    if text and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
+        raise GanforgeError("diffaugment, ada and data.augment transform images; turn them off for text")
+
+
 def _resnet_args(cfg: ModelConfig) -> dict:
     return dict(widths=cfg.widths, blocks=cfg.blocks, group_channels=cfg.group_channels, expansion=cfg.expansion,
                 leak=cfg.leak)
@@ -50,6 +72,8 @@ def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: in
     elif cfg.arch == "resnet":
         channels, size = _conv_shape(cfg, data_shape)
         G = ResNetGenerator(z_in, size, channels, out=cfg.g_out, **_resnet_args(cfg))
+    elif cfg.arch == "chars":
+        G = CharGenerator(z_in, *_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks)
     else:
         G = _mlp_generator(cfg, data_shape, z_in)
     return ConditionalGenerator(G, n_classes) if n_classes else G
@@ -70,6 +94,9 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
                                               bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum, fc=cfg.d_fc))
         else:
             D = ResNetDiscriminator(size, channels, **_resnet_args(cfg))
+        return ProjectionDiscriminator(D, n_classes) if n_classes else D
+    if cfg.arch == "chars":
+        D = CharDiscriminator(*_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks)
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)

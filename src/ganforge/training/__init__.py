@@ -58,7 +58,8 @@ def run(config: Config, run_dir: Union[str, Path, None] = None, *, resume: bool 
 
 
 def _final_picture(t: Training) -> None:
-    """Copy the last picture to ``final.png``, beside config.yaml."""
-    last = t.run_dir / "samples" / f"step-{t.state.step:07d}.png"
-    if t.world.main and last.exists():
-        write_atomic(t.run_dir / "final.png", lambda f: f.write(last.read_bytes()))
+    """Copy the last picture to ``final.png`` (text: the last lines to ``final.txt``), beside config.yaml."""
+    for suffix in (".png", ".txt"):
+        last = t.run_dir / "samples" / f"step-{t.state.step:07d}{suffix}"
+        if t.world.main and last.exists():
+            write_atomic(t.run_dir / f"final{suffix}", lambda f, last=last: f.write(last.read_bytes()))

@@ -25,8 +25,8 @@ from ..errors import GanforgeError, StorageError
 from ..lock import LOCK_NAME, RunLock
 from ..logs import log
 from ..metrics import reference
-from ..models import build_discriminator, build_generator, noise, spectral_normalise
-from ..report import save_grid, save_toy_plot
+from ..models import build_discriminator, build_generator, check_data_kind, noise, spectral_normalise
+from ..report import save_grid, save_toy_plot, write_lines
 from .context import Training
 from .runlog import RunLog, truncate_metrics
 from .state import TrainState, seed_everything
@@ -62,6 +62,7 @@ def prepare(cfg: Config, run_dir: Union[str, Path, None], resume: bool, world: W
 def _prepare(cfg: Config, run_dir: Path, resume: bool, world: World, device: torch.device) -> Training:
     saved, ckpt_path = _resume_point(cfg, run_dir, world) if resume else (None, None)
     data = load_dataset(cfg.data, verbose=world.main)  # bad data fails here, before anything is written
+    check_data_kind(cfg, data)
     ref = _reference(cfg, data, world)
     image_eval = world.broadcast(ref is not None and not isinstance(data, Mixture))
     n_classes = _n_classes(cfg, data)
@@ -71,6 +72,8 @@ def _prepare(cfg: Config, run_dir: Path, resume: bool, world: World, device: tor
                           workers=cfg.data.workers, rank=world.rank, world=world.size)
     meta = {"world_size": world.size, "config": cfg.to_dict(), "data_shape": list(data.shape),
             "n_classes": n_classes, "classes": _class_names(data, n_classes)}
+    if getattr(data, "kind", "") == "text":
+        meta["alphabet"] = data.alphabet  # what G's rows mean: sampling decodes them without the data
     state = TrainState(step_fn.nets, batches, Diagnostics(cfg.loss, cfg.diag_window, cfg.diagnostics),
                        fixed_z=noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1)),
                        acc=torch.zeros(4, device=device), meta=meta)
@@ -173,7 +176,7 @@ def _reference(cfg: Config, data, world: World):
     """What evaluations score against (rank 0): the toy mixture itself, or the real images' features."""
     if isinstance(data, Mixture):
         return data
-    if cfg.eval.every == "off" or not world.main:
+    if cfg.eval.every == "off" or not world.main or getattr(data, "kind", "") == "text":
         return None
     try:
         return reference(data, cfg.eval, verbose=True, training=True)
@@ -217,9 +220,12 @@ def _write_run_files(cfg: Config, data, run_dir: Path) -> None:
     save_yaml(cfg, run_dir / "config.yaml")
     if getattr(data, "info", None):
         write_atomic(run_dir / "data.json", lambda f: f.write(json.dumps(data.info, indent=1).encode()))
-    if (run_dir / "samples" / "real.png").exists():
+    if (run_dir / "samples" / "real.png").exists() or (run_dir / "samples" / "real.txt").exists():
         return
-    if isinstance(data, Mixture):
+    if getattr(data, "kind", "") == "text":
+        shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
+        write_lines(data.decode(data.take(shown[: cfg.log.n_samples])), run_dir / "samples" / "real.txt")
+    elif isinstance(data, Mixture):
         real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
         save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples", label="real")
     else:

@@ -1,5 +1,6 @@
-"""Pictures: the fixed-noise sample grid (images) or the sample plot (toy data) every ``log.sample_every``
-and at the end; toy runs with ``eval.every: auto`` are scored with each picture."""
+"""Pictures: the fixed-noise sample grid (images), the sample plot (toy data) or the fixed-noise lines (text,
+``step-N.txt``) every ``log.sample_every`` and at the end; toy runs with ``eval.every: auto`` are scored with
+each picture."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Optional
 import torch
 
 from ...models import grid_labels, noise
-from ...report import save_grid, save_toy_plot
+from ...report import save_grid, save_toy_plot, write_lines
 from ..state import rng_state
 from .base import Duty
 from .evaluate import score
@@ -28,7 +29,8 @@ class Grids(Duty):
 
     @staticmethod
     def path(t) -> Path:
-        return t.run_dir / "samples" / f"step-{t.state.step:07d}.png"
+        suffix = ".txt" if getattr(t.data, "kind", "") == "text" else ".png"
+        return t.run_dir / "samples" / f"step-{t.state.step:07d}{suffix}"
 
     def draw(self, t) -> Optional[Path]:
         toy_eval = t.toy and t.cfg.eval.every == "auto"
@@ -40,6 +42,9 @@ class Grids(Duty):
         net.eval()
         try:
             with torch.no_grad():
+                if path.suffix == ".txt":
+                    write_lines(t.data.decode(t.step_fn.generate(net, s.fixed_z, None).float().cpu()), path)
+                    return path
                 if not t.toy:
                     y = grid_labels(s.fixed_z.shape[0], t.n_classes, t.device)
                     save_grid(t.step_fn.generate(net, s.fixed_z, y), path)

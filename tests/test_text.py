@@ -110,3 +110,9 @@ def test_tinyshakespeare_offline_is_one_sentence(tmp_path, capsys):
 def test_text_data_keeps_a_fixed_alphabet_when_given():
     data = TextData("abcabc" * 10, "abc", 4, "t", alphabet="cba")
     assert data.decode(data.take(torch.tensor([0]))) == ["abca"] and data.shape == (3, 4)
+
+
+def test_the_real_baseline_of_text_is_training_windows_against_the_held_out_tenth(capsys):
+    assert main(["eval", "--real-baseline", "--data", str(SHAKESPEARE), "--n", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "100 training-text windows" in out and "novelty   0.0000" in out  # copies of the training text

@@ -126,3 +126,28 @@ def test_cifar10_probe_reads_separable_classes_and_the_table_shows_published_row
     text = cifar10.table(rows)
     assert "| cifar10 | 15 | 2 | 105 | 810 | 42.0 (40.0-44.0) | 0.500 | 0.400 | 75.0% | 10 |" in text
     assert "R3GAN | 1.96" in text and "DCGAN (StudioGAN) | 48.3" in text
+
+
+def test_text_baselines_write_32_character_lines_and_the_table_keeps_floors_apart():
+    import torch
+
+    from benchmarks import text
+    from ganforge.data.text import TextData
+
+    corpus = "to be or not to be, that is the question. " * 40
+    chain = text.markov(corpus, 3, 20, seed=0)
+    assert len(chain) == 20 and all(len(s) == text.LENGTH for s in chain)
+    assert all(s[i:i + 3] in corpus for s in chain for i in range(text.LENGTH - 2))  # every 3-gram is the text's
+    data = TextData(corpus, corpus[:200], text.LENGTH, "t")
+    gru = text.GRU(len(data.alphabet), seed=0, hidden=16)
+    losses = [gru.step(data.codes, batch=8, length=16) for _ in range(30)]
+    assert losses[-1] < losses[0]
+    lines = gru.sample(data.alphabet, 5, 0, torch.ones(len(data.alphabet)))
+    assert len(lines) == 5 and all(len(s) == text.LENGTH and set(s) <= set(data.alphabet) for s in lines)
+    rows = [{"model": "chars", "budget": 300, "step": 10, "js_1": .1, "js_2": .2, "js_3": .3, "js_4": .4,
+             "in_vocab": .5, "novelty": 1.0},
+            {"model": "training text (floor)", "js_1": 0, "js_2": 0, "js_3": .1, "js_4": .2, "in_vocab": .95,
+             "novelty": 0.0}]
+    table = text.table(rows)
+    assert table.index("training text (floor) | - |") < table.index("| chars | 5 | 1 | 10 |")
+    assert "0.400 (0.400-0.400) | 50.0% | 100.0% |" in table

@@ -138,11 +138,12 @@ def append_record(run_dir, record: Dict[str, Any]) -> Path:
 
 def format_record(record: Dict[str, Any]) -> str:
     """The record as ``ganforge eval`` prints it: what was scored, the features, one metric a line."""
-    unit = "windows of the held-out text" if "js_1" in record else "images"
-    what = (f"real vs real: {record['n']} {unit} of {record['data']} against {record['n_ref']} others"
+    others = f"its held-out {record['n_ref']} characters" if "js_1" in record else f"{record['n_ref']} others"
+    unit = "training-text windows" if "js_1" in record else "images"
+    what = (f"real vs real: {record['n']} {unit} of {record['data']} against {others}"
             if record["kind"] == "real-baseline" else
             f"{record['checkpoint']} (step {record['step']}): {record['n']} samples, seed {record['seed']}"
-            + (f", against {record['n_ref']} real {'characters' if 'js_1' in record else 'images'}"
+            + (f", against {record['n_ref']} {'held-out characters' if 'js_1' in record else 'real images'}"
                if record.get("n_ref") else ""))
     lines = [what]
     if "features" in record:

@@ -7,8 +7,10 @@
   letters and apostrophes; each sample's first and last word are left out, being usually cut by the window).
 * ``novelty`` — the share of samples that do not occur verbatim in the training text.
 
-The floor (:func:`text_floor`) scores windows of the held-out text itself the same way: what a generator of
-this text would get at that sample count.
+The floor (:func:`text_floor`) scores windows of the training text the same way: what a generator that had
+learnt the training text perfectly would get at that sample count (the two parts of a text differ: in tiny
+Shakespeare, 10,000 training windows read 0.19 in 4-gram JS, while windows drawn from the held-out tenth
+itself read 0.015, a bound no generator of the training text can reach).
 """
 
 from __future__ import annotations
@@ -72,10 +74,11 @@ class TextReference:
         out["novelty"] = round(sum(s not in self.train for s in samples) / len(samples), 4)
         return out
 
-    def windows(self, n: int, length: int, seed: int = 0) -> List[str]:
-        """``n`` random windows of the held-out text (seeded): the floor's samples."""
-        starts = torch.randint(len(self.held) - length + 1, (n,), generator=torch.Generator().manual_seed(seed))
-        return [self.held[s:s + length] for s in starts.tolist()]
+
+def windows(text: str, n: int, length: int, seed: int = 0) -> List[str]:
+    """``n`` random windows of ``text`` (seeded)."""
+    starts = torch.randint(len(text) - length + 1, (n,), generator=torch.Generator().manual_seed(seed))
+    return [text[s:s + length] for s in starts.tolist()]
 
 
 def text_reference(data) -> TextReference:
@@ -83,6 +86,6 @@ def text_reference(data) -> TextReference:
 
 
 def text_floor(data, n: int, seed: int = 0) -> Dict[str, float]:
-    """``n`` windows of the held-out text scored against it (the floor)."""
-    ref = text_reference(data)
-    return ref.score(ref.windows(n, data.seq_len, seed))
+    """``n`` windows of the training text scored against the held-out tenth: what a generator that had learnt
+    the training text perfectly would get (novelty 0: they are copies)."""
+    return text_reference(data).score(windows(data.train_text, n, data.seq_len, seed))

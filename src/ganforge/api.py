@@ -124,9 +124,10 @@ class LoadedGAN:
 
     def __init__(self, generator: nn.Module, config: Config, data_shape: tuple, step: int,
                  source: Path, device: torch.device, classes: Optional[list] = None,
-                 fixed_z: Optional[torch.Tensor] = None, alphabet: str = "") -> None:
+                 fixed_z: Optional[torch.Tensor] = None, alphabet: str = "", sample_rate: int = 0) -> None:
         self.generator = generator
         self.alphabet = alphabet  # text runs: the character of each of G's output rows
+        self.sample_rate = sample_rate  # audio runs: the rate G's clips play at
         self.fixed_z = fixed_z  # the noise of the run's training grids (checkpoints; None for exports)
         self.classes = list(classes or [])  # conditional runs: the class names, in label order
         self.config = config
@@ -145,8 +146,12 @@ class LoadedGAN:
         return bool(self.alphabet)
 
     @property
+    def is_audio(self) -> bool:
+        return bool(self.sample_rate)
+
+    @property
     def is_image(self) -> bool:
-        return self.config.data.name not in TOY_DATA and not self.is_text
+        return self.config.data.name not in TOY_DATA and not self.is_text and not self.is_audio
 
     def text(self, x: torch.Tensor) -> List[str]:
         """A text G's samples (n, V, L) as n strings, the most likely character at each position."""
@@ -352,7 +357,8 @@ def load(path: PathLike, device: str = "cpu") -> LoadedGAN:
         raise GanforgeError(f"checkpoint {ckpt_path} does not match its own config: {str(e).splitlines()[0]}") from None
     dev = resolve_device(device)
     gan = LoadedGAN(G.to(dev).eval(), config, shape, int(state.get("step", 0)), ckpt_path, dev, classes,
-                    state.get("fixed_z"), alphabet=state.get("alphabet") or "")
+                    state.get("fixed_z"), alphabet=state.get("alphabet") or "",
+                    sample_rate=int(state.get("sample_rate") or 0))
     gan.chosen = why
     return gan
 
@@ -370,4 +376,5 @@ def _read_export(path: Path) -> Dict[str, Any]:
         raise GanforgeError(f"{path} is not a generator exported by ganforge")
     return {"config": json.loads(meta["config"]), "data_shape": json.loads(meta["data_shape"]),
             "step": int(meta.get("step", 0)), "G": tensors, "n_classes": int(meta.get("n_classes", 0)),
-            "classes": json.loads(meta.get("classes", "[]")), "alphabet": json.loads(meta.get("alphabet", '""'))}
+            "classes": json.loads(meta.get("classes", "[]")), "alphabet": json.loads(meta.get("alphabet", '""')),
+            "sample_rate": int(meta.get("sample_rate", 0))}

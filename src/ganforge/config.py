@@ -50,8 +50,9 @@ class Component:
 class DataConfig:
     name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files "
                                     "under data.root), stacked-mnist (three mnist5k digits as R, G, B: 1,000 "
-                                    "modes), gaussian-1d, ring-8, grid-25, a folder of images, or text (model.arch "
-                                    "chars): a UTF-8 file, or tinyshakespeare (karpathy/char-rnn's)")
+                                    "modes), gaussian-1d, ring-8, grid-25, a folder of images, a folder of WAV files "
+                                    "(model.arch wavegan), or text (model.arch chars): a UTF-8 file, or "
+                                    "tinyshakespeare (karpathy/char-rnn's)")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist/cifar10/tinyshakespeare when missing")
     limit: Optional[int] = _opt(None, min=1, doc="use only N images, a fixed random choice (the same N every time; "
@@ -70,15 +71,20 @@ class DataConfig:
                                               "tensor; larger ones stream through a DataLoader")
     workers: int = _opt(2, min=0, doc="DataLoader worker processes for folders too large to hold in memory")
     seq_len: int = _opt(32, min=2, doc="text (a UTF-8 file as data.name): characters per sequence")
+    audio_len: int = _opt(8192, min=16, doc="audio (a folder of WAV files): samples per clip; longer clips are "
+                                            "cut, shorter padded with silence at the end")
+    sample_rate: Optional[int] = _opt(None, min=1, doc="audio: clips are resampled to this rate (null: the "
+                                                       "folder's most common rate)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet", "chars"),
+    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet", "chars", "wavegan"),
                      doc="mlp; dcgan (Radford et al. 2016); resnet: R3GAN's normalisation-free residual nets "
                          "(Huang et al. 2024), sized by model.widths, model.blocks, model.group_channels; chars: "
                          "the 1-D residual CNNs of Gulrajani et al. 2017 for text, width model.widths[0], "
-                         "model.blocks residual blocks")
+                         "model.blocks residual blocks; wavegan: WaveGAN (Donahue et al. 2019) for audio, "
+                         "model dim model.widths[0], phase shuffle model.phase_shuffle")
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
     z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")
@@ -110,6 +116,8 @@ class ModelConfig:
     expansion: int = _opt(2, min=1, doc="resnet: inverted bottleneck, a block's inner width = expansion x its stage's")
     g_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between z and G's first "
                                    "feature map (Lucic et al. 2018's MNIST G: 1024); 0 = none")
+    phase_shuffle: int = _opt(2, min=0, doc="wavegan: D shifts each layer's output by up to this many samples "
+                                            "at random (WaveGAN's phase shuffle; 0 = off)")
     d_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between D's last feature "
                                    "map and its logit (Lucic et al. 2018: 1024); 0 = none")
 

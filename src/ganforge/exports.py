@@ -165,7 +165,7 @@ def _safetensors(gan: LoadedGAN, z, y) -> Tuple[bytes, Callable]:
     meta = {"format": "ganforge-generator", "config": json.dumps(gan.config.to_dict()),
             "data_shape": json.dumps(list(gan.data_shape)), "step": str(gan.step),
             "n_classes": str(gan.n_classes), "classes": json.dumps(gan.classes),
-            "alphabet": json.dumps(gan.alphabet)}
+            "alphabet": json.dumps(gan.alphabet), "sample_rate": str(gan.sample_rate)}
 
     def run(blob: bytes, z, y):
         G = build_generator(gan.config.model, gan.data_shape, gan.n_classes)

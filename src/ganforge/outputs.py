@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .api import LoadedGAN, Run, load
 from .checkpoint import write_atomic
 from .data import from_unit, load_dataset
+from .data.audio import write_wav
 from .errors import GanforgeError
 from .logs import log
 from .repair import walk_between
@@ -22,6 +23,7 @@ from .report import (
     interpolation_pictures,
     plot_curves,
     progress_frames,
+    save_audio_grid,
     save_grid,
     save_toy_plot,
     write_animation,
@@ -67,15 +69,16 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
                   truncation: Optional[float] = None, device: str = "cpu", say: Callable[[str], None] = log.info
                   ) -> Written:
     """Samples of ``source``'s generator to ``out``: ``.png`` a grid, ``.npy`` float32 N×C×H×W in [0, 1]
-    (text: N×V×L, G's softmax), ``.txt`` (text runs) one sample per line,
+    (text: N×V×L, G's softmax; audio: N×1×L in [-1, 1]), ``.txt`` (text runs) one sample per line, ``.wav`` (audio
+    runs) the clips in one file, 0.25 s apart,
     a path ending in '/' (or an existing folder) one PNG per sample (a sub-folder per class when
     conditional). Streamed: memory is one batch, whatever ``n``. ``say`` gets the notes (default: the log)."""
     out_s = str(out)
     out = Path(out)
     to_folder = out_s.endswith(("/", "\\")) or out.is_dir()
-    if not to_folder and out.suffix.lower() not in (".png", ".npy", ".txt"):
-        raise GanforgeError(f"--out must end in .png, .npy or .txt (text runs), or be a folder ending in '/', "
-                            f"got '{out.name}'")
+    if not to_folder and out.suffix.lower() not in (".png", ".npy", ".txt", ".wav"):
+        raise GanforgeError(f"--out must end in .png, .npy, .txt (text runs) or .wav (audio runs), or be a folder "
+                            f"ending in '/', got '{out.name}'")
     if n < 1:
         raise GanforgeError(f"--n must be >= 1, got {n}")
     if not out.parent.exists():
@@ -83,8 +86,11 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
     gan = load(source, device=device)
     if gan.chosen:
         say(gan.chosen)
-    if to_folder and not gan.is_image:
-        raise GanforgeError("a folder of PNGs needs an image generator; use .npy or .png for toy data, .txt for text")
+    if to_folder and not (gan.is_image or gan.is_audio):
+        raise GanforgeError("a folder of samples needs an image or audio generator; use .npy or .png for toy data, "
+                            ".txt for text")
+    if out.suffix.lower() == ".wav" and not gan.is_audio:
+        raise GanforgeError(f"--out {out.name}: .wav is for audio generators")
     if gan.is_text and out.suffix.lower() == ".png":
         raise GanforgeError("a text generator writes --out FILE.txt (one sample per line) or FILE.npy")
     if out.suffix.lower() == ".txt" and not gan.is_text:
@@ -98,8 +104,9 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
     with tqdm(total=n, unit="sample", disable=n <= 1000, desc="sampling") as bar:
         batches = ((x, y) for x, y in gan.iter_samples(n, seed, labels, truncation) if bar.update(len(x)) or True)
         if to_folder:
-            _write_image_folder(batches, gan.classes, out)
-            where = f"{out}/ (one PNG per sample" + (", a sub-folder per class)" if gan.n_classes else ")")
+            _write_folder(batches, gan.classes, out, gan.sample_rate)
+            where = f"{out}/ (one {'WAV' if gan.is_audio else 'PNG'} per sample" + \
+                (", a sub-folder per class)" if gan.n_classes else ")")
         elif out.suffix.lower() == ".npy":
             _write_npy(batches, n, gan.data_shape, out)
             where = str(out)
@@ -108,6 +115,13 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
             where = str(out)
             if gan.is_text:
                 write_lines(gan.text(samples), out)
+            elif out.suffix.lower() == ".wav":  # one file: the clips one after another, 0.25 s of silence between
+                gap = torch.zeros(1, gan.sample_rate // 4)
+                joined = torch.cat([c for x in samples for c in (x, gap)], 1)
+                write_atomic(out, lambda f: write_wav(joined, gan.sample_rate, f))
+            elif gan.is_audio:
+                names = [gan.classes[k] for k in labels.tolist()] if labels is not None else None
+                save_audio_grid(samples, gan.sample_rate, out, names, max_clips=len(samples))
             elif gan.is_image:
                 save_grid(from_unit(samples), out, nrow=nrow)
             else:
@@ -124,14 +138,18 @@ def _write_npy(batches: Iterable, n: int, shape: tuple, out: Path) -> None:
     write_atomic(out, write)
 
 
-def _write_image_folder(batches: Iterable, classes, out: Path) -> None:
-    """Samples in [0, 1], batch by batch, as PNGs: ``out/<class>/<i>.png`` when labelled, else ``out/<i>.png``."""
+def _write_folder(batches: Iterable, classes, out: Path, sample_rate: int = 0) -> None:
+    """Samples, batch by batch, one file each: ``out/<class>/<i>.png`` (images in [0, 1]; audio: ``.wav``)
+    when labelled, else ``out/<i>.png``."""
     i = 0
     for samples, labels in batches:
         for k, x in enumerate(samples):
             folder = out / classes[int(labels[k])] if labels is not None else out
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(folder / f"{i:06d}.png", lambda f, x=x: save_image(x, f, format="png"))
+            if sample_rate:
+                write_atomic(folder / f"{i:06d}.wav", lambda f, x=x: write_wav(x, sample_rate, f))
+            else:
+                write_atomic(folder / f"{i:06d}.png", lambda f, x=x: save_image(x, f, format="png"))
             i += 1
 
 

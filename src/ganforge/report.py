@@ -1,4 +1,5 @@
-"""Pictures of a run: sample grids, toy plots, training curves, animations, latent walks; text samples as lines."""
+"""Pictures of a run: sample grids, spectrogram grids (audio), toy plots, training curves, animations, latent walks;
+text samples as lines."""
 
 from __future__ import annotations
 
@@ -28,6 +29,47 @@ def write_lines(lines, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(line.replace("\n", "\u23ce") + "\n" for line in lines)
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    return path
+
+
+def log_spectrogram(x: torch.Tensor, n_fft: int = 256) -> torch.Tensor:
+    """|STFT| in dB of one clip (L,): (n_fft / 2 + 1, frames), Hann window, hop n_fft / 4."""
+    spec = torch.stft(x.float(), n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft), return_complex=True)
+    return 20 * torch.log10(spec.abs() + 1e-5)
+
+
+def save_audio_grid(clips: torch.Tensor, rate: int, path: Path, labels=None, max_clips: int = 16) -> Path:
+    """The first ``max_clips`` clips (N, 1, L) in [-1, 1] as a grid of log spectrograms, each under its
+    waveform (four a row); ``labels`` (names per clip) title them."""
+    plt = _pyplot()
+    clips = clips.detach().float().cpu()[:max_clips]
+    n = clips.shape[0]
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(3 * cols, 2.4 * rows), dpi=90, squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 2] * rows})
+    seconds = clips.shape[-1] / rate
+    for i in range(rows * cols):
+        wave_ax, spec_ax = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        for ax in (wave_ax, spec_ax):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if i >= n:
+            wave_ax.axis("off")
+            spec_ax.axis("off")
+            continue
+        x = clips[i].reshape(-1)
+        wave_ax.plot(torch.linspace(0, seconds, len(x)).numpy(), x.numpy(), lw=0.4, color="tab:blue")
+        wave_ax.set_xlim(0, seconds)
+        wave_ax.set_ylim(-1, 1)
+        if labels is not None:
+            wave_ax.set_title(str(labels[i]), fontsize=8)
+        spec_ax.imshow(log_spectrogram(x).clamp(min=-80).numpy(), origin="lower", aspect="auto", cmap="magma",
+                       extent=(0, seconds, 0, rate / 2000))
+    fig.tight_layout(pad=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
     return path
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..config import DataConfig
 from ..errors import GanforgeError
+from .audio import fsdd, is_audio_folder, load_audio_folder
 from .cifar import class_names, load_cifar10
 from .folder import FolderImages, load_folder
 from .mnist import load_idx_dataset, load_mnist5k
@@ -23,7 +24,7 @@ from .text import TextData, load_text, tiny_shakespeare
 from .toy import DEFAULTS as TOY_DEFAULTS
 from .toy import Mixture
 
-NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", "cifar10", "tinyshakespeare", *TOY_DEFAULTS)
+NAMED = ("mnist5k", "mnist", "fashion-mnist", "stacked-mnist", "cifar10", "tinyshakespeare", "fsdd", *TOY_DEFAULTS)
 
 
 @dataclass
@@ -49,6 +50,20 @@ class TensorDataset:
 
     def take(self, index: torch.Tensor) -> torch.Tensor:
         return self.x[index]
+
+
+class AudioData(TensorDataset):
+    """Clips as one float tensor ``x`` (N, 1, L) in [-1, 1] at ``info["sample_rate"]``; labels ``y`` or None."""
+
+    kind = "audio"
+
+    @property
+    def rate(self) -> int:
+        return int(self.info["sample_rate"])
+
+    def to(self, device: torch.device) -> "AudioData":
+        y = self.y.to(device) if self.y is not None else None
+        return AudioData(self.x.to(device), y, self.name, self.info)
 
 
 def default_root() -> Path:
@@ -81,7 +96,7 @@ def load_dataset(cfg: DataConfig, verbose: bool = True
                  ) -> Union[TensorDataset, FolderImages, Mixture, StackedMnist, TextData]:
     """Load the dataset named by ``cfg.name`` (a known name or a folder path); toy names give a
     :class:`Mixture`, folders too large for ``cfg.max_memory_mb`` a streamed :class:`FolderImages`, a text
-    file (UTF-8) :class:`TextData`."""
+    file (UTF-8) :class:`TextData`, a folder of WAV files :class:`AudioData`."""
     if cfg.name in TOY_DEFAULTS:
         return Mixture(cfg.components or TOY_DEFAULTS[cfg.name], cfg.name)
     root = Path(cfg.root).expanduser() if cfg.root else default_root()
@@ -92,6 +107,8 @@ def load_dataset(cfg: DataConfig, verbose: bool = True
         return StackedMnist(conform(x[keep], cfg.image_size, 1), y[keep])
     if name == "tinyshakespeare":
         return load_text(tiny_shakespeare(root, cfg.download), cfg.seq_len)
+    if name == "fsdd":  # its official train split; the test split is the metrics' reference
+        return load_audio(fsdd(root, cfg.download), cfg, "train", name)
     info: Dict[str, Any] = {}
     if name == "cifar10":
         x, y = load_cifar10(root, "train", download=cfg.download)
@@ -107,6 +124,8 @@ def load_dataset(cfg: DataConfig, verbose: bool = True
                                 f"nor an existing folder or text file")
         if path.is_file():
             return load_text(path, cfg.seq_len)
+        if is_audio_folder(path):
+            return load_audio(path, cfg, None, name)
         found = load_folder(path, cfg.image_size, cfg.channels, cfg.max_memory_mb, cfg.workers, verbose)
         keep = subset(len(found.files), cfg.limit).tolist()
         n = len(keep)
@@ -123,6 +142,12 @@ def load_dataset(cfg: DataConfig, verbose: bool = True
         keep = subset(x.shape[0], cfg.limit)
         x, y = x[keep], (y[keep] if y is not None else None)
     return TensorDataset(conform(x, cfg.image_size, cfg.channels), y, name, info)
+
+
+def load_audio(path: Path, cfg: DataConfig, split: Optional[str], name: str) -> AudioData:
+    x, y, info = load_audio_folder(path, cfg.audio_len, cfg.sample_rate, split)
+    keep = subset(len(x), cfg.limit)
+    return AudioData(x[keep], y[keep] if y is not None else None, name, {**info, "clips": len(keep)})
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

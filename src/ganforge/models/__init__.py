@@ -14,10 +14,11 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 from .resnet import ResNetDiscriminator, ResNetGenerator, stage_widths
+from .wavegan import WaveGANDiscriminator, WaveGANGenerator, base_length
 
 __all__ = ["class_labels", "matched_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "ResNetGenerator", "ResNetDiscriminator",
-           "CharGenerator", "CharDiscriminator", "check_data_kind",
+           "CharGenerator", "CharDiscriminator", "WaveGANGenerator", "WaveGANDiscriminator", "check_data_kind",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -44,16 +45,35 @@ def _seq_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]
     return data_shape[0], data_shape[1]
 
 
+def _wave_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]:
+    """(channels, length) of audio clips WaveGAN can make; else one clear error."""
+    if len(data_shape) != 2 or data_shape[0] != 1:
+        raise GanforgeError(f"model.arch wavegan reads mono audio (a folder of WAV files as --data), but the data's "
+                            f"shape is {list(data_shape)}")
+    try:
+        base_length(data_shape[1])
+    except ValueError as e:
+        raise GanforgeError(f"{e}; set data.audio_len") from None
+    return data_shape[0], data_shape[1]
+
+
+NETS_OF = {"text": ("chars", "--preset chars"), "audio": ("wavegan", "--preset fsdd")}
+
+
 def check_data_kind(cfg, data) -> None:
-    """Text needs the text nets and no image augmentation; the text nets need text: else one clear error."""
-    text = getattr(data, "kind", "image") == "text"
-    if text and cfg.model.arch != "chars":
-        raise GanforgeError(f"data '{cfg.data.name}' is text: it needs model.arch chars (--preset chars), not "
+    """Text and audio need their own nets and no image augmentation; those nets need their data: else one
+    clear error."""
+    kind = getattr(data, "kind", "image")
+    arch, preset = NETS_OF.get(kind, (None, None))
+    if arch is not None and cfg.model.arch != arch:
+        raise GanforgeError(f"data '{cfg.data.name}' is {kind}: it needs model.arch {arch} ({preset}), not "
                             f"{cfg.model.arch}")
-    if not text and cfg.model.arch == "chars":
-        raise GanforgeError(f"model.arch chars reads text (a UTF-8 file as --data); '{cfg.data.name}' is not text")
-    if text and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
-        raise GanforgeError("diffaugment, ada and data.augment transform images; turn them off for text")
+    for other, (a, _) in NETS_OF.items():
+        if cfg.model.arch == a and kind != other:
+            source = "a UTF-8 file" if other == "text" else "a folder of WAV files"
+            raise GanforgeError(f"model.arch {a} reads {other} ({source} as --data); '{cfg.data.name}' is not {other}")
+    if arch is not None and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
+        raise GanforgeError(f"diffaugment, ada and data.augment transform images; turn them off for {kind}")
 
 
 def _resnet_args(cfg: ModelConfig) -> dict:
@@ -74,6 +94,9 @@ def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: in
         G = ResNetGenerator(z_in, size, channels, out=cfg.g_out, **_resnet_args(cfg))
     elif cfg.arch == "chars":
         G = CharGenerator(z_in, *_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks)
+    elif cfg.arch == "wavegan":
+        channels, length = _wave_shape(cfg, data_shape)
+        G = WaveGANGenerator(z_in, length, channels, d=cfg.widths[0])
     else:
         G = _mlp_generator(cfg, data_shape, z_in)
     return ConditionalGenerator(G, n_classes) if n_classes else G
@@ -98,6 +121,10 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
     if cfg.arch == "chars":
         D = CharDiscriminator(*_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks)
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
+    if cfg.arch == "wavegan":
+        channels, length = _wave_shape(cfg, data_shape)
+        D = WaveGANDiscriminator(length, channels, d=cfg.widths[0], phase_shuffle=cfg.phase_shuffle, leak=cfg.leak)
+        return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)
     if cfg.d_in is not None and cfg.d_in != width:
@@ -113,7 +140,7 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
 def spectral_normalise(D: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) on every Linear and Conv layer of D, in place."""
     for m in list(D.modules()):
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
             torch.nn.utils.parametrizations.spectral_norm(m)
     return D
 

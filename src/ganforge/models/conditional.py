@@ -35,11 +35,12 @@ class ProjectionDiscriminator(nn.Module):
         self.base, self.n_classes = base, n_classes
         last = base.net[-1]
         self.conv = isinstance(last, nn.Conv2d)
+        self.flat_input = getattr(base, "flat_input", not self.conv)  # MLP Ds read flattened samples
         self.embed = nn.Embedding(n_classes, last.in_channels if self.conv else last.in_features)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.base.net[:-1](x if self.conv else x.flatten(1))
+        h = self.base.net[:-1](x.flatten(1) if self.flat_input else x)
         logit = self.base.net[-1](h).reshape(x.shape[0])
         pooled = h.sum((2, 3)) if self.conv else h
         return logit + (self.embed(y) * pooled).sum(1)

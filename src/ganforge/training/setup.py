@@ -26,7 +26,7 @@ from ..lock import LOCK_NAME, RunLock
 from ..logs import log
 from ..metrics import reference
 from ..models import build_discriminator, build_generator, check_data_kind, noise, spectral_normalise
-from ..report import save_grid, save_toy_plot, write_lines
+from ..report import save_audio_grid, save_grid, save_toy_plot, write_lines
 from .context import Training
 from .runlog import RunLog, truncate_metrics
 from .state import TrainState, seed_everything
@@ -74,6 +74,8 @@ def _prepare(cfg: Config, run_dir: Path, resume: bool, world: World, device: tor
             "n_classes": n_classes, "classes": _class_names(data, n_classes)}
     if getattr(data, "kind", "") == "text":
         meta["alphabet"] = data.alphabet  # what G's rows mean: sampling decodes them without the data
+    if getattr(data, "kind", "") == "audio":
+        meta["sample_rate"] = data.rate  # what G's clips are played at
     state = TrainState(step_fn.nets, batches, Diagnostics(cfg.loss, cfg.diag_window, cfg.diagnostics),
                        fixed_z=noise(cfg.model, cfg.log.n_samples, device, torch.Generator().manual_seed(cfg.seed + 1)),
                        acc=torch.zeros(4, device=device), meta=meta)
@@ -176,7 +178,7 @@ def _reference(cfg: Config, data, world: World):
     """What evaluations score against (rank 0): the toy mixture itself, or the real images' features."""
     if isinstance(data, Mixture):
         return data
-    if cfg.eval.every == "off" or not world.main or getattr(data, "kind", "") == "text":
+    if cfg.eval.every == "off" or not world.main or getattr(data, "kind", "") in ("text", "audio"):
         return None
     try:
         return reference(data, cfg.eval, verbose=True, training=True)
@@ -225,6 +227,10 @@ def _write_run_files(cfg: Config, data, run_dir: Path) -> None:
     if getattr(data, "kind", "") == "text":
         shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))
         write_lines(data.decode(data.take(shown[: cfg.log.n_samples])), run_dir / "samples" / "real.txt")
+    elif getattr(data, "kind", "") == "audio":
+        shown = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed + 2))[:16]
+        names = (data.info.get("classes") or None) and [data.info["classes"][k] for k in data.y[shown].tolist()]
+        save_audio_grid(data.take(shown), data.rate, run_dir / "samples" / "real.png", names)
     elif isinstance(data, Mixture):
         real = data.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
         save_toy_plot(real, data, run_dir / "samples" / "real.png", title="real samples", label="real")

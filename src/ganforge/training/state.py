@@ -63,7 +63,7 @@ class TrainState:
             "world_size": m["world_size"], "rng_per_rank": rngs,
             "step": self.step, "position": self.batches.position, "elapsed": self.elapsed(),
             "config": m["config"], "data_shape": m["data_shape"], "n_classes": m["n_classes"],
-            "classes": m["classes"], **({"alphabet": m["alphabet"]} if "alphabet" in m else {}),  # text runs
+            "classes": m["classes"], **{k: m[k] for k in ("alphabet", "sample_rate") if k in m},  # text, audio
             "G": n.G.state_dict(), "D": n.D.state_dict(), "opt_g": n.opt_g.state_dict(), "opt_d": n.opt_d.state_dict(),
             **({"G_ema": n.G_ema.state_dict()} if n.G_ema is not None else {}),
             "fixed_z": self.fixed_z.cpu(), "acc": self.acc.cpu(), "acc_n": self.acc_n, "rng": rngs[0],

@@ -1,6 +1,6 @@
-"""Pictures: the fixed-noise sample grid (images), the sample plot (toy data) or the fixed-noise lines (text,
-``step-N.txt``) every ``log.sample_every`` and at the end; toy runs with ``eval.every: auto`` are scored with
-each picture."""
+"""Pictures: the fixed-noise sample grid (images), the spectrogram grid (audio), the sample plot (toy data) or
+the fixed-noise lines (text, ``step-N.txt``) every ``log.sample_every`` and at the end; toy runs with
+``eval.every: auto`` are scored with each picture."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from ...models import grid_labels, noise
-from ...report import save_grid, save_toy_plot, write_lines
+from ...report import save_audio_grid, save_grid, save_toy_plot, write_lines
 from ..state import rng_state
 from .base import Duty
 from .evaluate import score
@@ -44,6 +44,11 @@ class Grids(Duty):
             with torch.no_grad():
                 if path.suffix == ".txt":
                     write_lines(t.data.decode(t.step_fn.generate(net, s.fixed_z, None).float().cpu()), path)
+                    return path
+                if getattr(t.data, "kind", "") == "audio":
+                    y = grid_labels(s.fixed_z.shape[0], t.n_classes, t.device)
+                    names = [t.state.meta["classes"][k] for k in y.tolist()] if y is not None else None
+                    save_audio_grid(t.step_fn.generate(net, s.fixed_z, y), t.data.rate, path, names)
                     return path
                 if not t.toy:
                     y = grid_labels(s.fixed_z.shape[0], t.n_classes, t.device)

@@ -18,7 +18,7 @@ from ganforge.models import build_discriminator, build_generator
 from ganforge.models.wavegan import PhaseShuffle
 
 FSDD = Path(__file__).parent / "data" / "fsdd"
-TINY = ["--set", "model.widths=[4]", "--set", "train.batch_size=4", "--set", "d_steps=1",
+TINY = ["--set", "model.widths=[4]", "--set", "train.batch_size=4", "--set", "d_steps=1", "--set", "log.every=1",
         "--set", "log.sample_every=2 steps", "--set", "log.checkpoint_every=2 steps", "-q"]
 
 
@@ -88,6 +88,9 @@ def test_fsdd_trains_writes_spectrogram_grids_and_wavs(tmp_path):
     assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "all.wav")]) == 0
     assert read_wav(tmp_path / "all.wav")[0].shape[0] == 3 * (8192 + 2000)
     assert main(["sample", str(run), "--n", "1", "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert page.count('<audio controls src="data:audio/wav;base64,') == 8
 
 
 def test_bad_wavs_are_one_warning_each_and_nothing_usable_is_one_line(tmp_path, capsys):
@@ -116,3 +119,55 @@ def test_data_json_names_the_audio_layout(tmp_path):
     assert main(["train", "--preset", "fsdd", "--data", str(FSDD), "--steps", "1", "--run-dir", str(run), *TINY]) == 0
     info = json.loads((run / "data.json").read_text())
     assert info["kind"] == "audio" and info["clips"] == 12 and info["sample_rate"] == 8000
+
+
+def test_mel_filters_are_triangles_peaking_at_their_centres():
+    from ganforge.metrics.audio import mel_filters
+
+    f = mel_filters(256, 10, 8000)
+    assert f.shape == (10, 129) and f.min() >= 0 and f.max() <= 1
+    peaks = f.argmax(1)
+    assert torch.all(peaks[1:] > peaks[:-1])  # centres rise with the filter index
+    assert torch.allclose(f[:, 0], torch.zeros(10)) and f[-1, -1] == 0  # 0 Hz and rate / 2 are band edges
+
+
+def test_memorisation_and_accuracy_read_from_the_classifier_features():
+    from ganforge.metrics.audio import AudioReference
+    from ganforge.metrics.features import Extractor
+
+    class Identity(torch.nn.Module):  # features = the clip's first two samples; probs from them
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # the extractor finds its device by a parameter
+
+        def features(self, x):
+            return x[:, 0, :2]
+
+        def head(self, f):
+            return f * 100
+
+    ext = Extractor("toy", Identity(), {"test_accuracy": 1.0}, classes=2)
+    train = {"features": torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)}
+    test_x = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[0.9, 0.1]]])
+    test = ext(test_x)
+    ref = AudioReference(ext, train, test, torch.tensor([0, 1, 0]),
+                         torch.cdist(test["features"], train["features"]).min(1).values)
+    samples = torch.tensor([[[1.0, 1.0]], [[2.0, 0.0]], [[0.0, 2.0]]])  # the first copies a training clip
+    got = ref.score(samples, torch.tensor([1, 0, 1]))  # read as 0 (a tie), 0, 1
+    assert got["closer_than_real"] == pytest.approx(1 / 3, abs=1e-4) and got["nn_train_min"] == 0
+    assert got["accuracy"] == pytest.approx(2 / 3, abs=1e-4) and got["accuracy_per_class"] == [1.0, 0.5]
+    assert got["nn_train_min_real"] == pytest.approx(math.sqrt(0.82), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_eval_of_an_audio_run_trains_the_classifier_once_and_scores(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "fsdd", "--data", str(FSDD), "--steps", "1", "--run-dir", str(run), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    first = capsys.readouterr()
+    record = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])
+    assert 0 <= record["accuracy"] <= 1 and len(record["accuracy_per_class"]) == 3
+    assert record["inception_score"] >= 1 and "fid" in record and "log-mel classifier reads" in first.err
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    assert "training the log-mel" not in capsys.readouterr().err  # cached

@@ -1,6 +1,7 @@
 """Text: a UTF-8 file as one-hot windows, the character GAN of Gulrajani et al. 2017 (preset chars), the text
 metrics against hand-computed values, and bad text input (one line, exit 2)."""
 
+import html
 import json
 import math
 from collections import Counter
@@ -18,7 +19,7 @@ from ganforge.models import build_discriminator, build_generator
 
 SHAKESPEARE = Path(__file__).parent / "data" / "text" / "shakespeare-12k.txt"
 SMALL = ["--set", "model.widths=[16]", "--set", "model.blocks=1", "--set", "d_steps=2", "--set", "train.batch_size=8",
-         "--set", "log.sample_every=2 steps", "--set", "log.checkpoint_every=2 steps", "-q"]
+         "--set", "log.every=1", "--set", "log.sample_every=2 steps", "--set", "log.checkpoint_every=2 steps", "-q"]
 
 
 def test_windows_are_one_hot_and_the_last_tenth_is_held_out():
@@ -75,6 +76,8 @@ def test_chars_trains_on_text_samples_lines_and_scores_them(tmp_path, capsys):
     record = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])
     assert 0 < record["js_4"] <= 1 and 0 <= record["novelty"] <= 1
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2  # a text G writes no grid
+    assert main(["report", str(run)]) == 0
+    assert html.escape(lines[0]) in (run / "report.html").read_text()
 
 
 @pytest.mark.parametrize("content, says", [

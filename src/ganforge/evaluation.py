@@ -51,6 +51,8 @@ def evaluate_run(run_dir, checkpoint=None, metrics: Optional[str] = None, n: Opt
     data = load_dataset(gan.config.data)
     if gan.is_text:
         return _text_record(gan, data, names, n, seed, truncation)
+    if gan.is_audio:
+        return _audio_record(gan, data, names, n, seed, truncation)
     ev = gan.config.eval if features is None else gan.config.replace(eval={"features": features}).eval
     ref = reference(data, ev)
     found: Dict[str, Any] = {}
@@ -80,6 +82,22 @@ def _text_record(gan: LoadedGAN, data, names, n: int, seed: int, truncation: Opt
             "n_ref": len(data.held), "seed": seed, **text_reference(data).score(samples)}
 
 
+def _audio_record(gan: LoadedGAN, data, names, n: int, seed: int, truncation: Optional[float]) -> Dict[str, Any]:
+    """An audio generator's n samples (conditional: every class equally often) read by the log-mel classifier
+    against the reference clips (:mod:`.metrics.audio`)."""
+    from .metrics.audio import audio_reference
+    from .models import matched_labels
+
+    if names:
+        raise GanforgeError("an audio generator is scored with the audio metrics (accuracy, inception_score, fid, "
+                            "memorisation); leave out --metrics")
+    ref = audio_reference(data, gan.config.data)
+    y = matched_labels(n, torch.ones(gan.n_classes), seed) if gan.n_classes else None
+    samples = gan.generate(gan.noise(n, seed, truncation), y)
+    return {"kind": "generator", "checkpoint": str(gan.source), "step": gan.step, "n": n, "n_ref": len(ref.test_y),
+            "seed": seed, **ref.score(samples, y), "features": ref.extractor.name}
+
+
 def real_floor(run_dir=None, data: Optional[str] = None, metrics: Optional[str] = None, n: Optional[int] = None,
                seed: Optional[int] = None, features: Optional[str] = None) -> Dict[str, Any]:
     """Half of the real data (the run's, or ``data``) scored against the other half."""
@@ -102,6 +120,9 @@ def real_floor(run_dir=None, data: Optional[str] = None, metrics: Optional[str] 
         n = n if n is not None else cfg.eval.n
         return {"kind": "real-baseline", "n": n, "n_ref": len(dataset.held), "seed": seed or 0,
                 **text_floor(dataset, n, seed or 0), "data": cfg.data.name}
+    if getattr(dataset, "kind", "") == "audio":
+        raise GanforgeError("audio has no --real-baseline of its own: every ganforge eval of an audio run reports the "
+                            "reference clips' own numbers beside the samples' (inception_score_real, nn_train_*_real)")
     if not hasattr(dataset, "take"):
         raise GanforgeError(f"--real-baseline applies to image data; '{cfg.data.name}' is a toy distribution "
                             f"whose metrics are exact")

@@ -95,7 +95,8 @@ def write_samples(source, out, n: int = 64, seed: Optional[int] = None, cls: Opt
         raise GanforgeError("a text generator writes --out FILE.txt (one sample per line) or FILE.npy")
     if out.suffix.lower() == ".txt" and not gan.is_text:
         raise GanforgeError(f"--out {out.name}: .txt is for text generators; this one makes "
-                            f"{'images' if gan.is_image else 'toy samples'} (.png or .npy)")
+                            f"{'images' if gan.is_image else 'audio' if gan.is_audio else 'toy samples'} (.png, "
+                            f"{'.wav, ' if gan.is_audio else ''}.npy)")
     if truncation is not None:
         gan.noise(1, 0, truncation)  # says what is wrong with ψ before anything is written
     labels, nrow = class_labels_for(gan, cls, n)

@@ -151,3 +151,16 @@ def test_text_baselines_write_32_character_lines_and_the_table_keeps_floors_apar
     table = text.table(rows)
     assert table.index("training text (floor) | - |") < table.index("| chars | 5 | 1 | 10 |")
     assert "0.400 (0.400-0.400) | 50.0% | 100.0% |" in table
+
+
+def test_audio_table_shows_the_share_of_the_real_inception_score_and_the_published_rows():
+    from benchmarks import audio
+
+    rows = [{"model": "fsdd", "budget": 1800, "step": 900, "accuracy": 0.8, "accuracy_per_class": [0.5, 0.9],
+             "inception_score": 6.0, "inception_score_real": 8.0, "fid": 12.0, "closer_than_real": 0.0},
+            {"model": "FSDD test split (real)", "accuracy": 0.98, "accuracy_per_class": [0.95, 1.0],
+             "inception_score": 8.0, "inception_score_real": 8.0, "fid": 0.0, "closer_than_real": 0.0}]
+    text = audio.table(rows)
+    assert "| fsdd | 30 | 1 | 900 | 80.0% | 50% | 6.00 (75%) | 12.00 | 0.0% |" in text
+    assert text.index("FSDD test split (real) | - |") < text.index("| fsdd | 30 |")
+    assert "| WaveGAN | 4.67 (51%) |" in text  # the 51% of real on SC09

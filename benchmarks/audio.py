@@ -89,43 +89,19 @@ def table(rows: list) -> str:
 
 
 def plot(rows: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for m in sorted({r["model"] for r in rows if r.get("budget")}):
-        rs = [r for r in rows if r["model"] == m and r.get("budget")]
-        budgets = sorted({r["budget"] for r in rs})
-        ax.plot([b / 60 for b in budgets], [statistics.mean(r["accuracy"] for r in rs if r["budget"] == b)
-                                            for b in budgets], "o-", label=f"{m}: digit read as itself")
+    fig, ax = harness.budget_curves(rows, "model", "accuracy", "accuracy of --class K samples",
+                                    label=lambda m: f"{m}: digit read as itself")
     ax.axhline(0.8, ls=":", lw=1, color="grey", label="goal 80%")
-    ax.set_xlabel("minutes of training (2 CPU cores)")
-    ax.set_ylabel("accuracy of --class K samples")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    harness.save_curves(fig, ax, path)
 
 
 def main() -> None:
-    ap = harness.parser(__doc__)
+    ap = harness.curve_parser(__doc__, BUDGETS, 1000, "clips")
     ap.add_argument("--root", default="data", help="the folder holding free-spoken-digit-dataset/recordings")
-    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="seconds, comma-separated")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
-    ap.add_argument("--n", type=int, default=1000, help="clips per score (default 1,000)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--keep", help="keep the run dirs under this folder")
     ap.add_argument("--no-floor", dest="floor", action="store_false", help="skip the test split's own row")
-    ap.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
-    ap.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
     args = ap.parse_args()
-    if args.table:
-        rows = harness.rows(NAME)
-        print(table(rows))
-        if args.plot:
-            plot(rows, args.plot)
+    if harness.show_table(args, harness.rows(NAME), table, plot):
         return
     budgets = [float(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -207,48 +207,24 @@ def table(rows: list) -> str:
 
 
 def plot(rows: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for p in sorted({r["preset"] for r in rows if r.get("budget")}):
-        rs = [r for r in rows if r["preset"] == p and r.get("budget")]
-        budgets = sorted({r["budget"] for r in rs})
-        means = [statistics.mean(r["fid"] for r in rs if r["budget"] == b) for b in budgets]
-        ax.plot([b / 60 for b in budgets], means, "o-", label=p)
+    fig, ax = harness.budget_curves(rows, "preset", "fid", "Inception FID vs test split")
     ax.axhline(48.3, color="grey", ls=":", lw=1, label="StudioGAN DCGAN (GPU, FID-50k)")
-    ax.set_xlabel("minutes of training (2 CPU cores)")
-    ax.set_ylabel("Inception FID vs test split")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    harness.save_curves(fig, ax, path)
 
 
 def main() -> None:
-    ap = harness.parser(__doc__)
+    ap = harness.curve_parser(__doc__, BUDGETS, 10_000, "samples")
     ap.add_argument("--train", default="cifar10", help="training images: a class folder, or cifar10 (torchvision's)")
     ap.add_argument("--ref", default="cifar10", help="reference images: a class folder, or cifar10 (torchvision's "
                     "test split)")
     ap.add_argument("--root", default="data", help="with cifar10: the folder holding cifar-10-batches-py")
-    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="seconds, comma-separated")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated")
-    ap.add_argument("--n", type=int, default=10_000, help="samples per score (default 10,000)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--keep", help="keep the run dirs under this folder")
     ap.add_argument("--score", nargs="*", type=Path, metavar="RUN", help="only score these existing run dirs")
+    ap.add_argument("--label", help="with --score: the rows' preset (default: each run dir's name)")
     ap.add_argument("--floor", action="store_true", help="also score --n training images (the floor) and train "
                     "the Inception-feature probe on them (GAN-test accuracy of conditional runs)")
-    ap.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
-    ap.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
     args = ap.parse_args()
-    if args.table:
-        rows = [r for r in harness.rows(NAME) if r.get("ref") == "test"]
-        print(table(rows))
-        if args.plot:
-            plot(rows, args.plot)
+    if harness.show_table(args, [r for r in harness.rows(NAME) if r.get("ref") == "test"], table, plot):
         return
     budgets = [int(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -265,9 +241,10 @@ def main() -> None:
         import ganforge
 
         for run_dir in args.score:
-            batch = ganforge.Run(run_dir).config.train.batch_size
-            for row in read_curve(run_dir, budgets, ref, args.n, batch, probe):
-                rows.append(harness.record(NAME, {"preset": run_dir.name, **row, **common}, args))
+            cfg = ganforge.Run(run_dir).config
+            label = args.label or run_dir.name
+            for row in read_curve(run_dir, budgets, ref, args.n, cfg.train.batch_size, probe):
+                rows.append(harness.record(NAME, {"preset": label, "seed": cfg.seed, **row, **common}, args))
                 print(json.dumps(rows[-1]), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:

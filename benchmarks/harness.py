@@ -94,6 +94,30 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def curve_parser(doc: str, budgets: Iterable[float], n: int, unit: str) -> argparse.ArgumentParser:
+    """:func:`parser` with the options of a benchmark that trains at budgets of seconds and scores ``n`` samples:
+    --budgets, --seeds, --n, --set, --keep, --table, --plot."""
+    p = parser(doc)
+    p.add_argument("--budgets", default=",".join(map(str, budgets)), help="seconds, comma-separated")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated")
+    p.add_argument("--n", type=int, default=n, help=f"{unit} per score (default {n:,})")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--keep", help="keep the run dirs under this folder")
+    p.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
+    p.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
+    return p
+
+
+def show_table(args: argparse.Namespace, rows: list, table, plot) -> bool:
+    """With --table: print ``table(rows)`` (and, with --plot, draw ``plot(rows, path)``); whether it did."""
+    if not args.table:
+        return False
+    print(table(rows))
+    if args.plot:
+        plot(rows, args.plot)
+    return True
+
+
 def record(benchmark: str, row: Dict[str, Any], args: Optional[argparse.Namespace] = None,
            results: Path = RESULTS) -> Dict[str, Any]:
     """Append ``row`` with the machine's fields to ``results/<benchmark>.jsonl`` (unless ``--no-record``);
@@ -159,6 +183,33 @@ def budget_checkpoints(run_dir: Path, budgets: Iterable[float]) -> list:
         if fits:
             out.append((b, fits[-1][0], round(elapsed[fits[-1][0]], 1), fits[-1][1]))
     return out
+
+
+def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
+    """A figure of the mean ``value`` against minutes of training, a line per ``group`` (rows with a budget):
+    (fig, ax), for the caller to add its reference lines and hand to :func:`save_curves`."""
+    import statistics
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for g in sorted({r[group] for r in rows if r.get("budget")}):
+        rs = [r for r in rows if r[group] == g and r.get("budget")]
+        budgets = sorted({r["budget"] for r in rs})
+        ax.plot([b / 60 for b in budgets], [statistics.mean(r[value] for r in rs if r["budget"] == b)
+                                            for b in budgets], "o-", label=label(g))
+    ax.set_xlabel("minutes of training (2 CPU cores)")
+    ax.set_ylabel(ylabel)
+    return fig, ax
+
+
+def save_curves(fig, ax, path: Path) -> None:
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def final_metrics(run) -> Dict[str, Any]:

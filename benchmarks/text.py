@@ -181,47 +181,22 @@ def table(rows: list) -> str:
 
 
 def plot(rows: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for m in sorted({r["model"] for r in rows if r.get("budget")}):
-        rs = [r for r in rows if r["model"] == m and r.get("budget")]
-        budgets = sorted({r["budget"] for r in rs})
-        ax.plot([b / 60 for b in budgets], [statistics.mean(r["js_4"] for r in rs if r["budget"] == b)
-                                            for b in budgets], "o-", label=m)
+    fig, ax = harness.budget_curves(rows, "model", "js_4", "4-gram JS vs held-out text")
     for r in rows:
         if not r.get("budget"):
             ax.axhline(r["js_4"], ls=":", lw=1, color="grey")
             ax.annotate(r["model"], (0, r["js_4"]), fontsize=7, color="grey", va="bottom")
-    ax.set_xlabel("minutes of training (2 CPU cores)")
-    ax.set_ylabel("4-gram JS vs held-out text")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    harness.save_curves(fig, ax, path)
 
 
 def main() -> None:
-    ap = harness.parser(__doc__)
+    ap = harness.curve_parser(__doc__, BUDGETS, 10_000, "sequences")
     ap.add_argument("--data", default="tinyshakespeare", help="a UTF-8 file, or tinyshakespeare (under --root)")
     ap.add_argument("--root", default="data")
-    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="seconds, comma-separated")
-    ap.add_argument("--seeds", default="0,1,2", help="comma-separated")
-    ap.add_argument("--n", type=int, default=10_000, help="sequences per score (default 10,000)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--only", default="gan,gru,floor", help="which of gan, gru, floor (floor: training and held-out "
                                                            "windows, the 3-gram chain, random characters)")
-    ap.add_argument("--keep", help="keep the run dirs under this folder")
-    ap.add_argument("--table", action="store_true", help="print the table from saved rows and exit")
-    ap.add_argument("--plot", type=Path, help="with --table: draw the curve to this PNG")
     args = ap.parse_args()
-    if args.table:
-        rows = harness.rows(NAME)
-        print(table(rows))
-        if args.plot:
-            plot(rows, args.plot)
+    if harness.show_table(args, harness.rows(NAME), table, plot):
         return
     from ganforge.metrics.text import text_reference, windows
 

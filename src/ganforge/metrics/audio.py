@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import default_root, load_audio
 from ..data.audio import fsdd
 from ..errors import GanforgeError
 from ..logs import log
-from .features import Extractor, cache_dir, data_hash
+from .features import Extractor, cache_dir, data_hash, fit_epoch
 from .image import classifier_score, fid
 
 MEL_VERSION = 1
@@ -99,15 +98,8 @@ def train_mel_classifier(x, y, test_x, test_y, rate: int, name: str, epochs: int
 
         for _ in tqdm(range(epochs), desc="training the log-mel classifier", unit="epoch", disable=not verbose,
                       leave=False):
-            net.train()
             order = torch.randperm(len(y), generator=gen)
-            for i in range(0, len(order), 64):
-                idx = order[i:i + 64]
-                loss = F.cross_entropy(net(_shift(x[idx], gen, x.shape[-1] // 8)), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+            fit_epoch(net, opt, sched, order, 64, lambda idx: (_shift(x[idx], gen, x.shape[-1] // 8), y[idx]))
         net.eval()
         with torch.no_grad():
             acc = (torch.cat([net(test_x[i:i + 256]).argmax(1) for i in range(0, len(test_y), 256)]) == test_y

@@ -159,6 +159,18 @@ def _name(arch, data_name: str) -> str:
     return f"classifier:{arch.__name__.lower()}@{data_name}"
 
 
+def fit_epoch(net: nn.Module, opt, sched, order: torch.Tensor, batch_size: int, batch) -> None:
+    """One epoch of cross-entropy steps over ``order`` in minibatches; ``batch(idx)`` gives (inputs, labels)."""
+    net.train()
+    for i in range(0, len(order), batch_size):
+        inputs, labels = batch(order[i : i + batch_size])
+        loss = F.cross_entropy(net(inputs), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
 def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Optional[int] = None, seed: int = 0,
                      verbose: bool = True) -> Extractor:
     """Train the domain classifier on 90% of (x, y), report its accuracy on the other 10%."""
@@ -181,15 +193,8 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, name: str, epochs: Option
 
         for _ in tqdm(range(epochs), desc=f"training the {arch.__name__} feature classifier", unit="epoch",
                       file=sys.stderr, disable=not verbose, leave=False):
-            net.train()
             order = train[torch.randperm(len(train), generator=gen)]
-            for i in range(0, len(order), 128):
-                idx = order[i : i + 128]
-                loss = F.cross_entropy(net(_shift(x[idx], gen)), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+            fit_epoch(net, opt, sched, order, 128, lambda idx: (_shift(x[idx], gen), y[idx]))
         net.eval()
         with torch.no_grad():
             acc = sum((net(x[test[i : i + 500]]).argmax(1) == y[test[i : i + 500]]).sum().item()

@@ -78,6 +78,7 @@ def test_chars_trains_on_text_samples_lines_and_scores_them(tmp_path, capsys):
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2  # a text G writes no grid
     assert main(["report", str(run)]) == 0
     assert html.escape(lines[0]) in (run / "report.html").read_text()
+    assert main(["interpolate", str(run), "--out", str(tmp_path / "walk.png")]) == 2
 
 
 @pytest.mark.parametrize("content, says", [

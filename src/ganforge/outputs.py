@@ -162,6 +162,9 @@ def write_interpolation(source, out, rows: int = 8, steps: int = 10, spherical: 
     out = out_path(out, (".png", ".gif"))
     _check_walk(steps, fps, rows)
     gan = load(source)
+    if gan.is_text or gan.is_audio:
+        raise GanforgeError("latent walks are drawn for image and toy generators; for text or audio, ganforge sample "
+                            "writes lines or clips")
     labels = None
     if cls is not None:
         if cls == "all":

@@ -47,7 +47,8 @@ def image_gan(source, device: str = "cpu", say: Say = log.info) -> LoadedGAN:
     if gan.chosen:
         say(gan.chosen)
     if not gan.is_image:
-        raise GanforgeError(f"projection needs an image model; {source} was trained on the toy distribution "
+        what = "text" if gan.is_text else "audio" if gan.is_audio else "the toy distribution"
+        raise GanforgeError(f"projection needs an image model; {source} was trained on {what} "
                             f"'{gan.config.data.name}'")
     return gan
 

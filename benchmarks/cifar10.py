@@ -206,6 +206,10 @@ def table(rows: list) -> str:
     return "\n".join(out)
 
 
+def summary(rows: list) -> str:
+    """The table of the rows scored against the test split (what benchmarks/README.md shows)."""
+    return table([r for r in rows if r.get("ref") == "test"])
+
 def plot(rows: list, path: Path) -> None:
     fig, ax = harness.budget_curves(rows, "preset", "fid", "Inception FID vs test split")
     ax.axhline(48.3, color="grey", ls=":", lw=1, label="StudioGAN DCGAN (GPU, FID-50k)")

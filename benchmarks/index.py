@@ -69,6 +69,12 @@ def section(name: str) -> str:
             (f"Headline ({getattr(mod, 'HEADLINE_NOTE', 'the newest rows')}; all {len(rows)} rows: "
              f"[results/{name}.jsonl](results/{name}.jsonl)):" if rows else "Headline:"), "",
             table(name, rows, getattr(mod, "headline", newest), getattr(mod, "HEADLINE", ()))]
+    if rows and hasattr(mod, "summary"):  # a benchmark's own table of every row, beside the published ones
+        body += ["", "Every row, averaged over seeds (`python -m benchmarks." + name + " --table`):", "",
+                 mod.summary(rows)]
+    curve = harness.ROOT / "docs" / f"{name}.png"
+    if curve.exists():
+        body += ["", f"![{name}: the curve of `--table --plot docs/{name}.png`](../docs/{name}.png)"]
     return "\n".join(body)
 
 

@@ -89,7 +89,7 @@ def _bad_inputs(root):
     (["train", "--run-dir", "{tmp}/afile"], "is a file"),
     (["train", "--resume"], "--resume needs --run-dir"),
     (["sample", "/no/such/run", "--out", "x.png"], "no such run dir or checkpoint"),
-    (["sample", ".", "--out", "x.jpg"], "must end in .png or .npy"),
+    (["sample", ".", "--out", "x.jpg"], "must end in .png, .npy, .txt (text runs) or .wav (audio runs)"),
     (["sample", "{tmp}/cut.pt", "--out", "x.png"], "truncated or corrupt"),
     (["sample", "{tmp}/cut.pt", "--n", "0", "--out", "x.png"], "--n must be"),
     (["frobnicate"], "invalid choice"),

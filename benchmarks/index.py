@@ -36,6 +36,8 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
+        if v.is_integer() and abs(v) >= 1:
+            return f"{v:.0f}"
         return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
     if isinstance(v, list):
         return ", ".join(_cell(x) for x in v[:10]) + (" …" if len(v) > 10 else "")

@@ -77,8 +77,9 @@ def table(rows: list) -> str:
         mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
         worst = min(min(r["accuracy_per_class"]) for r in rs)
         steps = f"{mean('step'):,.0f}" if b else "-"
+        seeds = len({r.get("seed") for r in rs}) if b else "-"  # a repeated seed is one seed
         score, share = mean("inception_score"), mean("inception_score") / mean("inception_score_real")
-        out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {len(rs) if b else '-'} | {steps} | "
+        out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {seeds} | {steps} | "
                    f"{mean('accuracy'):.1%} | {worst:.0%} | {score:.2f} ({share:.0%}) | {mean('fid'):.2f} | "
                    f"{mean('closer_than_real'):.1%} |")
     out += ["", "WaveGAN's published Inception scores on SC09 (Donahue et al. 2019, Table 1: a different, larger "

@@ -174,7 +174,8 @@ def table(rows: list) -> str:
         js4 = [r["js_4"] for r in rs]
         mean = {k: statistics.mean(r[k] for r in rs) for k in ("js_1", "js_2", "js_3", "in_vocab", "novelty")}
         steps = f"{statistics.mean(r['step'] for r in rs):,.0f}" if b else "-"
-        out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {len(rs) if b else '-'} | {steps} | {mean['js_1']:.3f} | "
+        seeds = len({r.get("seed") for r in rs}) if b else "-"  # a repeated seed is one seed
+        out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {seeds} | {steps} | {mean['js_1']:.3f} | "
                    f"{mean['js_2']:.3f} | {mean['js_3']:.3f} | {statistics.mean(js4):.3f} ({min(js4):.3f}-"
                    f"{max(js4):.3f}) | {mean['in_vocab']:.1%} | {mean['novelty']:.1%} |")
     return "\n".join(out)

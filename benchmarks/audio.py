@@ -67,17 +67,10 @@ def table(rows: list) -> str:
     out = ["| model | budget (min) | seeds | steps | digit read as itself | worst digit | Inception score (% of real) "
            "| FID (classifier features) | closer to a training clip than any test clip |",
            "|---|---|---|---|---|---|---|---|---|"]
-    keys = []
-    for r in rows:
-        if (r["model"], r.get("budget")) not in keys:
-            keys.append((r["model"], r.get("budget")))
-    keys.sort(key=lambda k: (k[1] is not None, k[0], k[1] or 0))
-    for m, b in keys:
-        rs = [r for r in rows if (r["model"], r.get("budget")) == (m, b)]
+    for m, b, rs, seeds in harness.budget_groups(rows):
         mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
         worst = min(min(r["accuracy_per_class"]) for r in rs)
         steps = f"{mean('step'):,.0f}" if b else "-"
-        seeds = len({r.get("seed") for r in rs}) if b else "-"  # a repeated seed is one seed
         score, share = mean("inception_score"), mean("inception_score") / mean("inception_score_real")
         out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {seeds} | {steps} | "
                    f"{mean('accuracy'):.1%} | {worst:.0%} | {score:.2f} ({share:.0%}) | {mean('fid'):.2f} | "

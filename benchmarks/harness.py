@@ -185,6 +185,18 @@ def budget_checkpoints(run_dir: Path, budgets: Iterable[float]) -> list:
     return out
 
 
+def budget_groups(rows: list, group: str = "model") -> list:
+    """[(group value, budget, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
+    budget (floors, baselines) first, then by group and budget; seeds counts distinct seeds (a seed measured
+    twice, on two hosts or as a repeat, is one seed), "-" for rows without a budget."""
+    keys = sorted({(r[group], r.get("budget")) for r in rows}, key=lambda k: (k[1] is not None, k[0], k[1] or 0))
+    out = []
+    for g, b in keys:
+        rs = [r for r in rows if (r[group], r.get("budget")) == (g, b)]
+        out.append((g, b, rs, len({r.get("seed") for r in rs}) if b else "-"))
+    return out
+
+
 def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
     """A figure of the mean ``value`` against minutes of training, a line per ``group`` (rows with a budget):
     (fig, ax), for the caller to add its reference lines and hand to :func:`save_curves`."""

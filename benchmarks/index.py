@@ -20,7 +20,7 @@ from . import harness
 
 BENCHMARKS = ("speedrun", "mnist_quality", "toy", "losses", "throughput", "presets", "dcgan", "sampling", "inverse",
               "augmentation", "inception_fid", "eval_noise", "ema_drift", "soak", "versions", "stacked_mnist",
-              "folder_decode", "cifar10", "text", "audio")
+              "folder_decode", "cifar10", "flowers", "text", "audio")
 README = Path(__file__).resolve().parent / "README.md"
 MACHINE = ("benchmark", "date", "time", "host", "cpu", "vendor", "cores", "threads", "torch", "python", "commit",
            "recorded_in", "source")

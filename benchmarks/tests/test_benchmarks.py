@@ -128,6 +128,19 @@ def test_cifar10_probe_reads_separable_classes_and_the_table_shows_published_row
     assert "R3GAN | 1.96" in text and "DCGAN (StudioGAN) | 48.3" in text
 
 
+def test_flowers_table_puts_the_floor_first_and_averages_a_recipe_over_distinct_seeds():
+    from benchmarks import flowers
+
+    row = {"recipe": "small", "budget": 3600, "n": 20, "precision": 0.5, "recall": 0.2}
+    rows = [{**row, "seed": 0, "step": 100, "images_per_s": 200.0, "fid": 60.0},
+            {**row, "seed": 1, "step": 120, "images_per_s": 220.0, "fid": 70.0},
+            {"recipe": "real training photos (floor)", "n": 20, "fid": 30.0, "precision": 0.7, "recall": 0.7}]
+    lines = flowers.table(rows).splitlines()
+    assert lines[2] == "| real training photos (floor) | - | - | - | - | 30.0 | 0.700 | 0.700 | 20 |"
+    assert lines[3] == "| small | 60 | 2 | 110 | 210 | 65.0 (60.0-70.0) | 0.500 | 0.200 | 20 |"
+    assert set(flowers.RECIPES) == {"dcgan", "small"} and flowers.RECIPES["dcgan"] == ("dcgan", [])
+
+
 def test_text_baselines_write_32_character_lines_and_the_table_keeps_floors_apart():
     import torch
 

@@ -185,15 +185,20 @@ def budget_checkpoints(run_dir: Path, budgets: Iterable[float]) -> list:
     return out
 
 
-def budget_groups(rows: list, group: str = "model") -> list:
+def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) -> list:
     """[(group value, budget, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
-    budget (floors, baselines) first, then by group and budget; seeds counts distinct seeds (a seed measured
-    twice, on two hosts or as a repeat, is one seed), "-" for rows without a budget."""
-    keys = sorted({(r[group], r.get("budget")) for r in rows}, key=lambda k: (k[1] is not None, k[0], k[1] or 0))
+    budget (floors, baselines) first, then by group, budget and the ``also`` fields (rows that differ in one of
+    them, e.g. ``n``, are kept apart); seeds counts distinct seeds (a seed measured twice, on two hosts or as a
+    repeat, is one seed), "-" for rows without a budget."""
+    def key(r):
+        return (r[group], r.get("budget"), *(r.get(f) for f in also))
+
+    keys = sorted({key(r) for r in rows}, key=lambda k: (k[1] is not None, k[0], k[1] or 0,
+                                                          *(x or 0 for x in k[2:])))
     out = []
-    for g, b in keys:
-        rs = [r for r in rows if (r[group], r.get("budget")) == (g, b)]
-        out.append((g, b, rs, len({r.get("seed") for r in rs}) if b else "-"))
+    for k in keys:
+        rs = [r for r in rows if key(r) == k]
+        out.append((k[0], k[1], rs, len({r.get("seed") for r in rs}) if k[1] else "-"))
     return out
 
 

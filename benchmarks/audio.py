@@ -33,10 +33,7 @@ PUBLISHED = [("real (SC09 test)", 9.18), ("WaveGAN", 4.67), ("SpecGAN", 6.03)]
 
 
 def headline(rows: list) -> list:
-    last = max((r["date"] for r in rows), default=None)
-    mine = [r for r in rows if r["date"] == last]
-    longest = max((r.get("budget") or 0 for r in mine), default=0)
-    return [r for r in mine if (r.get("budget") or longest) == longest]
+    return harness.newest(rows, longest=True)
 
 
 def reference(root: str):

@@ -55,15 +55,12 @@ PUBLISHED = [
 
 
 def headline(rows: list) -> list:
-    mine = [r for r in rows if r.get("preset") == "cifar10" and r.get("ref") == "test" and r.get("budget")]
-    last = max((r["date"] for r in mine), default=None)
-    mine = [r for r in mine if r["date"] == last]
-    longest = max((r["budget"] for r in mine), default=None)
-    return [r for r in mine if r["budget"] == longest]
+    return harness.newest(rows, lambda r: r.get("preset") == "cifar10" and r.get("ref") == "test"
+                          and r.get("budget"), longest=True)
 
 
-def load_images(where: str, root: str = "data", split: str = "train"):
-    """A class folder at 32 px RGB, or (``cifar10``) torchvision's files' ``split`` under ``root``."""
+def load_images(where: str, root: str = "data", split: str = "train", size: int = 32):
+    """A class folder at ``size`` px RGB, or (``cifar10``) torchvision's files' ``split`` under ``root``."""
     from ganforge.config import DataConfig
     from ganforge.data import TensorDataset, load_dataset
     from ganforge.data.cifar import load_cifar10
@@ -71,15 +68,15 @@ def load_images(where: str, root: str = "data", split: str = "train"):
     if where == "cifar10":
         x, y = load_cifar10(Path(root), split, download=False)
         return TensorDataset(x, y, f"cifar10-{split}")
-    return load_dataset(DataConfig(name=where, root=root, image_size=32, channels=3), verbose=False)
+    return load_dataset(DataConfig(name=where, root=root, image_size=size, channels=3), verbose=False)
 
 
-def reference(where: str, root: str = "data"):
+def reference(where: str, root: str = "data", size: int = 32):
     """The ``--ref`` images with the standard FID network (every image: n_ref is their count)."""
     from ganforge.config import EvalConfig
     from ganforge.metrics import reference as build
 
-    data = load_images(where, root, split="test")
+    data = load_images(where, root, split="test", size=size)
     return build(data, EvalConfig(features="inception", n_ref=len(data)), verbose=False)
 
 
@@ -161,15 +158,20 @@ def read_curve(run_dir: Path, budgets, ref, n: int, batch: int, probe=None) -> l
     return out
 
 
+def seeded_pick(total: int, n: int):
+    """The floor's ``n`` of ``total`` images: a seeded choice, in file order."""
+    import torch
+
+    return torch.randperm(total, generator=torch.Generator().manual_seed(1234))[:n].sort().values
+
+
 def floor(train: str, ref, n: int, root: str):
     """``n`` training images (seeded choice) scored as if they were samples, and the probe trained on their
     features (accuracy on the test split's): (row, probe)."""
-    import torch
-
     from ganforge.metrics.image import _feats
 
     data = load_images(train, root)
-    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))[:n].sort().values
+    pick = seeded_pick(len(data), n)
     x, y = data.take(pick), data.y[pick] if data.y is not None else None
     row = {"preset": "real training images (floor)", **score(x, ref)}
     if y is None or ref.y is None:
@@ -184,10 +186,8 @@ def table(rows: list) -> str:
     out = ["| preset | budget (min) | seeds | steps | images/s | FID mean (min-max) | precision | recall | GAN-test "
            "| n |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(r["preset"], r.get("budget"), r.get("n")) for r in rows},
-                  key=lambda k: (k[0] != "cifar10", k[0], k[1] or 0, k[2] or 0))
-    for p, b, n in keys:
-        rs = [r for r in rows if (r["preset"], r.get("budget"), r.get("n")) == (p, b, n)]
+    for p, b, rs, seeds in harness.budget_groups(rows, "preset", also=("n",)):
+        n = rs[-1].get("n")
         fid = [r["fid"] for r in rs]
         gt = [r["gan_test"] for r in rs if "gan_test" in r]
         if b is None:  # the floor; its GAN-test column is the probe's accuracy on the test split
@@ -195,7 +195,7 @@ def table(rows: list) -> str:
             out.append(f"| {p} | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
                        f"{rs[-1]['recall']:.3f} | {f'{acc:.1%} (test split)' if acc else '-'} | {n} |")
             continue
-        out.append(f"| {p} | {b / 60:g} | {len(rs)} | {statistics.mean(r['step'] for r in rs):,.0f} | "
+        out.append(f"| {p} | {b / 60:g} | {seeds} | {statistics.mean(r['step'] for r in rs):,.0f} | "
                    f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
                    f"({min(fid):.1f}-{max(fid):.1f}) | {statistics.mean(r['precision'] for r in rs):.3f} | "
                    f"{statistics.mean(r['recall'] for r in rs):.3f} | "

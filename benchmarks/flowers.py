@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from . import harness
-from .cifar10 import read_curve, score
+from .cifar10 import load_images, read_curve, reference, score, seeded_pick
 
 NAME = "flowers"
 BUDGETS = (900, 1800, 3600)
@@ -46,35 +46,12 @@ HEADLINE_NOTE = "each recipe at its longest budget on the newest day it was meas
 
 
 def headline(rows: list) -> list:
-    mine = [r for r in rows if r.get("budget")]
-    last = max((r["date"] for r in mine), default=None)
-    mine = [r for r in mine if r["date"] == last]
-    longest = max((r["budget"] for r in mine), default=None)
-    return [r for r in mine if r["budget"] == longest]
-
-
-def load(folder: str):
-    """Every photo under ``folder`` at 64 px RGB (its sub-folders' names ignored)."""
-    from ganforge.config import DataConfig
-    from ganforge.data import load_dataset
-
-    return load_dataset(DataConfig(name=folder, image_size=SIZE, channels=3), verbose=False)
-
-
-def reference(folder: str):
-    from ganforge.config import EvalConfig
-    from ganforge.metrics import reference as build
-
-    data = load(folder)
-    return build(data, EvalConfig(features="inception", n_ref=len(data)), verbose=False)
+    return harness.newest(rows, lambda r: r.get("budget"), longest=True)
 
 
 def floor(train: str, ref, n: int) -> dict:
-    import torch
-
-    data = load(train)
-    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(1234))[:n].sort().values
-    return {"recipe": "real training photos (floor)", **score(data.take(pick), ref)}
+    data = load_images(train, size=SIZE)
+    return {"recipe": "real training photos (floor)", **score(data.take(seeded_pick(len(data), n)), ref)}
 
 
 def table(rows: list) -> str:
@@ -116,7 +93,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     print(harness.header(f"budgets {budgets}, seeds {seeds}, n {args.n}") + "\n", flush=True)
-    ref = reference(args.ref)
+    ref = reference(args.ref, size=SIZE)
     common = {"n": args.n, "n_ref": len(ref.features), "train": Path(args.train).name,
               "ref": Path(args.ref).name}
     rows = []

@@ -185,6 +185,18 @@ def budget_checkpoints(run_dir: Path, budgets: Iterable[float]) -> list:
     return out
 
 
+def newest(rows: list, keep=None, longest: bool = False) -> list:
+    """A headline's rows: those ``keep`` accepts (all by default) of the newest date; with ``longest``, of them
+    only those at the longest budget (rows without a budget, floors and baselines, stay)."""
+    rows = [r for r in rows if keep is None or keep(r)]
+    last = max((r["date"] for r in rows), default=None)
+    mine = [r for r in rows if r["date"] == last]
+    if not longest:
+        return mine
+    top = max((r.get("budget") or 0 for r in mine), default=0)
+    return [r for r in mine if (r.get("budget") or top) == top]
+
+
 def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) -> list:
     """[(group value, budget, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
     budget (floors, baselines) first, then by group, budget and the ``also`` fields (rows that differ in one of

@@ -27,11 +27,6 @@ MACHINE = ("benchmark", "date", "time", "host", "cpu", "vendor", "cores", "threa
 MAX_ROWS = 12
 
 
-def newest(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    last = max((r["date"] for r in rows), default=None)
-    return [r for r in rows if r["date"] == last]
-
-
 def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -70,7 +65,7 @@ def section(name: str) -> str:
     body = [f"## {name}", "", what, "", "```", *commands, "```", "",
             (f"Headline ({getattr(mod, 'HEADLINE_NOTE', 'the newest rows')}; all {len(rows)} rows: "
              f"[results/{name}.jsonl](results/{name}.jsonl)):" if rows else "Headline:"), "",
-            table(name, rows, getattr(mod, "headline", newest), getattr(mod, "HEADLINE", ()))]
+            table(name, rows, getattr(mod, "headline", harness.newest), getattr(mod, "HEADLINE", ()))]
     if rows and hasattr(mod, "summary"):  # a benchmark's own table of every row, beside the published ones
         body += ["", "Every row, averaged over seeds (`python -m benchmarks." + name + " --table`):", "",
                  mod.summary(rows)]

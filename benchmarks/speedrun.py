@@ -45,9 +45,7 @@ HEADLINE_NOTE = "the default preset as it is now, the newest day it was measured
 
 def headline(rows: list) -> list:
     """The newest rows of the plain default (no lever, no other preset)."""
-    mine = [r for r in rows if r.get("preset") == "default"]
-    last = max((r["date"] for r in mine), default=None)
-    return [r for r in mine if r["date"] == last]
+    return harness.newest(rows, lambda r: r.get("preset") == "default")
 
 
 def table(rows: list) -> str:

@@ -52,9 +52,7 @@ PUBLISHED = [("DCGAN", 99, 3.40), ("VEEGAN", 150, 2.95), ("Unrolled GAN", 48.7, 
 
 
 def headline(rows: list) -> list:
-    mine = [r for r in rows if r.get("variant") == "preset" and r.get("budget") == max(BUDGETS)]
-    last = max((r["date"] for r in mine), default=None)
-    return [r for r in mine if r["date"] == last]
+    return harness.newest(rows, lambda r: r.get("variant") == "preset" and r.get("budget") == max(BUDGETS))
 
 
 def floor(n: int = N, seeds=(0, 1, 2)) -> list:

@@ -40,10 +40,7 @@ HEADLINE_NOTE = "the newest day's rows at the longest budget, beside the floor a
 
 
 def headline(rows: list) -> list:
-    last = max((r["date"] for r in rows), default=None)
-    mine = [r for r in rows if r["date"] == last]
-    longest = max((r.get("budget") or 0 for r in mine), default=0)
-    return [r for r in mine if (r.get("budget") or longest) == longest]
+    return harness.newest(rows, longest=True)
 
 
 def load(data: str, root: str):

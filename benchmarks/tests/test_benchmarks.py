@@ -119,9 +119,9 @@ def test_cifar10_probe_reads_separable_classes_and_the_table_shows_published_row
     assert len(per) == 10 and min(per) > 0.9
     scrambled = probe.per_class(x, (y + 1) % 10)  # every label wrong: accuracy near 0
     assert max(scrambled) < 0.1
-    rows = [{"preset": "cifar10", "budget": 900, "n": 10, "step": 100, "images_per_s": 800.0, "fid": 40.0,
+    rows = [{"preset": "cifar10", "budget": 900, "n": 10, "seed": 0, "step": 100, "images_per_s": 800.0, "fid": 40.0,
              "precision": 0.5, "recall": 0.4, "gan_test": 0.7},
-            {"preset": "cifar10", "budget": 900, "n": 10, "step": 110, "images_per_s": 820.0, "fid": 44.0,
+            {"preset": "cifar10", "budget": 900, "n": 10, "seed": 1, "step": 110, "images_per_s": 820.0, "fid": 44.0,
              "precision": 0.5, "recall": 0.4, "gan_test": 0.8}]
     text = cifar10.table(rows)
     assert "| cifar10 | 15 | 2 | 105 | 810 | 42.0 (40.0-44.0) | 0.500 | 0.400 | 75.0% | 10 |" in text

@@ -74,7 +74,6 @@ def test_every_generator_exports_to_every_format_and_matches_ganforge(arch, runs
 
 
 def test_metadata_says_how_to_use_the_file(runs, tmp_path):
-    gan = ganforge.load(runs["mlp-conditional"])
     path, _ = export_verified(runs["mlp-conditional"], tmp_path / "G.onnx")
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}

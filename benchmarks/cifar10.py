@@ -183,19 +183,20 @@ def floor(train: str, ref, n: int, root: str):
 
 
 def table(rows: list) -> str:
-    out = ["| preset | budget (min) | seeds | steps | images/s | FID mean (min-max) | precision | recall | GAN-test "
-           "| n |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| preset | budget (min) | CPU | seeds | steps | images/s | FID mean (min-max) | precision | recall "
+           "| GAN-test | n |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p, b, rs, seeds in harness.budget_groups(rows, "preset", also=("n",)):
         n = rs[-1].get("n")
         fid = [r["fid"] for r in rs]
         gt = [r["gan_test"] for r in rs if "gan_test" in r]
         if b is None:  # the floor; its GAN-test column is the probe's accuracy on the test split
             acc = rs[-1].get("probe_test_accuracy")
-            out.append(f"| {p} | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
+            out.append(f"| {p} | - | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
                        f"{rs[-1]['recall']:.3f} | {f'{acc:.1%} (test split)' if acc else '-'} | {n} |")
             continue
-        out.append(f"| {p} | {b / 60:g} | {seeds} | {statistics.mean(r['step'] for r in rs):,.0f} | "
+        out.append(f"| {p} | {b / 60:g} | {harness.cpu_label(rs[0])} | {seeds} | "
+                   f"{statistics.mean(r['step'] for r in rs):,.0f} | "
                    f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
                    f"({min(fid):.1f}-{max(fid):.1f}) | {statistics.mean(r['precision'] for r in rs):.3f} | "
                    f"{statistics.mean(r['recall'] for r in rs):.3f} | "

@@ -13,6 +13,7 @@ A benchmark module then holds only what it measures::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -44,13 +45,17 @@ def _cpu() -> "tuple[str, str]":
     return model, vendor
 
 
+@functools.lru_cache(maxsize=None)
 def commit() -> str:
-    """The checkout's short commit, with '+dirty' when tracked files differ from it ('unknown' outside git)."""
+    """The checkout's short commit when the process first asks (a benchmark's code is what it started with, even
+    if the checkout moves during a long run), with '+dirty' when tracked files other than the result rows differ
+    from it (a row appended earlier does not dirty the next); 'unknown' outside git."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -197,16 +202,23 @@ def newest(rows: list, keep=None, longest: bool = False) -> list:
     return [r for r in mine if (r.get("budget") or top) == top]
 
 
+def cpu_label(row: Dict[str, Any]) -> str:
+    """The row's CPU in two words ("Intel Xeon", "AMD EPYC"), for tables that keep hosts apart."""
+    words = re.sub(r"\((R|TM)\)|\b(Processor|CPU)\b|@.*", " ", row.get("cpu") or "").split()
+    return " ".join(words[:2]) or "-"
+
+
 def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) -> list:
     """[(group value, budget, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
-    budget (floors, baselines) first, then by group, budget and the ``also`` fields (rows that differ in one of
-    them, e.g. ``n``, are kept apart); seeds counts distinct seeds (a seed measured twice, on two hosts or as a
-    repeat, is one seed), "-" for rows without a budget."""
+    budget (floors, baselines) first, then by group, budget, CPU and the ``also`` fields. Rows with a budget
+    on different CPUs are kept apart (a minute buys a different number of steps on each host; the caller
+    shows :func:`cpu_label`), and so are rows that differ in an ``also`` field (e.g. ``n``); seeds counts
+    distinct seeds (a seed measured twice, as a repeat, is one seed), "-" for rows without a budget."""
     def key(r):
-        return (r[group], r.get("budget"), *(r.get(f) for f in also))
+        return (r[group], r.get("budget"), cpu_label(r) if r.get("budget") else "-", *(r.get(f) for f in also))
 
-    keys = sorted({key(r) for r in rows}, key=lambda k: (k[1] is not None, k[0], k[1] or 0,
-                                                          *(x or 0 for x in k[2:])))
+    keys = sorted({key(r) for r in rows}, key=lambda k: (k[1] is not None, k[0], k[1] or 0, k[2],
+                                                          *(x or 0 for x in k[3:])))
     out = []
     for k in keys:
         rs = [r for r in rows if key(r) == k]
@@ -215,7 +227,8 @@ def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) ->
 
 
 def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
-    """A figure of the mean ``value`` against minutes of training, a line per ``group`` (rows with a budget):
+    """A figure of the mean ``value`` against minutes of training, a line per ``group`` (rows with a budget; a
+    line per group and CPU where the rows come from several):
     (fig, ax), for the caller to add its reference lines and hand to :func:`save_curves`."""
     import statistics
 
@@ -225,11 +238,14 @@ def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for g in sorted({r[group] for r in rows if r.get("budget")}):
-        rs = [r for r in rows if r[group] == g and r.get("budget")]
+    timed = [r for r in rows if r.get("budget")]
+    cpus = {cpu_label(r) for r in timed}
+    for g, cpu in sorted({(r[group], cpu_label(r)) for r in timed}):
+        rs = [r for r in timed if r[group] == g and cpu_label(r) == cpu]
         budgets = sorted({r["budget"] for r in rs})
         ax.plot([b / 60 for b in budgets], [statistics.mean(r[value] for r in rs if r["budget"] == b)
-                                            for b in budgets], "o-", label=label(g))
+                                            for b in budgets], "o-",
+                label=label(g) + (f" ({cpu})" if len(cpus) > 1 else ""))
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel(ylabel)
     return fig, ax

@@ -119,25 +119,30 @@ def test_cifar10_probe_reads_separable_classes_and_the_table_shows_published_row
     assert len(per) == 10 and min(per) > 0.9
     scrambled = probe.per_class(x, (y + 1) % 10)  # every label wrong: accuracy near 0
     assert max(scrambled) < 0.1
-    rows = [{"preset": "cifar10", "budget": 900, "n": 10, "seed": 0, "step": 100, "images_per_s": 800.0, "fid": 40.0,
-             "precision": 0.5, "recall": 0.4, "gan_test": 0.7},
-            {"preset": "cifar10", "budget": 900, "n": 10, "seed": 1, "step": 110, "images_per_s": 820.0, "fid": 44.0,
-             "precision": 0.5, "recall": 0.4, "gan_test": 0.8}]
+    row = {"preset": "cifar10", "budget": 900, "n": 10, "cpu": "Intel(R) Xeon(R) Processor", "precision": 0.5,
+           "recall": 0.4}
+    rows = [{**row, "seed": 0, "step": 100, "images_per_s": 800.0, "fid": 40.0, "gan_test": 0.7},
+            {**row, "seed": 1, "step": 110, "images_per_s": 820.0, "fid": 44.0, "gan_test": 0.8}]
     text = cifar10.table(rows)
-    assert "| cifar10 | 15 | 2 | 105 | 810 | 42.0 (40.0-44.0) | 0.500 | 0.400 | 75.0% | 10 |" in text
+    assert "| cifar10 | 15 | Intel Xeon | 2 | 105 | 810 | 42.0 (40.0-44.0) | 0.500 | 0.400 | 75.0% | 10 |" in text
     assert "R3GAN | 1.96" in text and "DCGAN (StudioGAN) | 48.3" in text
 
 
-def test_flowers_table_puts_the_floor_first_and_averages_a_recipe_over_distinct_seeds():
+def test_flowers_table_puts_the_floor_first_and_averages_a_recipe_over_distinct_seeds_on_one_cpu():
     from benchmarks import flowers
+    from benchmarks.harness import cpu_label
 
-    row = {"recipe": "small", "budget": 3600, "n": 20, "precision": 0.5, "recall": 0.2}
+    row = {"recipe": "small", "budget": 3600, "n": 20, "precision": 0.5, "recall": 0.2,
+           "cpu": "Intel(R) Xeon(R) Processor"}
     rows = [{**row, "seed": 0, "step": 100, "images_per_s": 200.0, "fid": 60.0},
             {**row, "seed": 1, "step": 120, "images_per_s": 220.0, "fid": 70.0},
+            {**row, "seed": 0, "step": 300, "images_per_s": 600.0, "fid": 50.0, "cpu": "AMD EPYC 7B13"},
             {"recipe": "real training photos (floor)", "n": 20, "fid": 30.0, "precision": 0.7, "recall": 0.7}]
     lines = flowers.table(rows).splitlines()
-    assert lines[2] == "| real training photos (floor) | - | - | - | - | 30.0 | 0.700 | 0.700 | 20 |"
-    assert lines[3] == "| small | 60 | 2 | 110 | 210 | 65.0 (60.0-70.0) | 0.500 | 0.200 | 20 |"
+    assert lines[2] == "| real training photos (floor) | - | - | - | - | - | 30.0 | 0.700 | 0.700 | 20 |"
+    assert lines[3] == "| small | 60 | AMD EPYC | 1 | 300 | 600 | 50.0 (50.0-50.0) | 0.500 | 0.200 | 20 |"
+    assert lines[4] == "| small | 60 | Intel Xeon | 2 | 110 | 210 | 65.0 (60.0-70.0) | 0.500 | 0.200 | 20 |"
+    assert cpu_label({"cpu": "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz"}) == "Intel Core" and cpu_label({}) == "-"
     assert set(flowers.RECIPES) == {"dcgan", "small"} and flowers.RECIPES["dcgan"] == ("dcgan", [])
 
 
@@ -157,23 +162,25 @@ def test_text_baselines_write_32_character_lines_and_the_table_keeps_floors_apar
     assert losses[-1] < losses[0]
     lines = gru.sample(data.alphabet, 5, 0, torch.ones(len(data.alphabet)))
     assert len(lines) == 5 and all(len(s) == text.LENGTH and set(s) <= set(data.alphabet) for s in lines)
-    rows = [{"model": "chars", "budget": 300, "step": 10, "js_1": .1, "js_2": .2, "js_3": .3, "js_4": .4,
+    rows = [{"model": "chars", "budget": 300, "cpu": "AMD EPYC", "step": 10,
+             "js_1": .1, "js_2": .2, "js_3": .3, "js_4": .4,
              "in_vocab": .5, "novelty": 1.0},
             {"model": "training text (floor)", "js_1": 0, "js_2": 0, "js_3": .1, "js_4": .2, "in_vocab": .95,
              "novelty": 0.0}]
     table = text.table(rows)
-    assert table.index("training text (floor) | - |") < table.index("| chars | 5 | 1 | 10 |")
+    assert table.index("training text (floor) | - |") < table.index("| chars | 5 | AMD EPYC | 1 | 10 |")
     assert "0.400 (0.400-0.400) | 50.0% | 100.0% |" in table
 
 
 def test_audio_table_shows_the_share_of_the_real_inception_score_and_the_published_rows():
     from benchmarks import audio
 
-    rows = [{"model": "fsdd", "budget": 1800, "step": 900, "accuracy": 0.8, "accuracy_per_class": [0.5, 0.9],
+    rows = [{"model": "fsdd", "budget": 1800, "cpu": "AMD EPYC", "step": 900,
+             "accuracy": 0.8, "accuracy_per_class": [0.5, 0.9],
              "inception_score": 6.0, "inception_score_real": 8.0, "fid": 12.0, "closer_than_real": 0.0},
             {"model": "FSDD test split (real)", "accuracy": 0.98, "accuracy_per_class": [0.95, 1.0],
              "inception_score": 8.0, "inception_score_real": 8.0, "fid": 0.0, "closer_than_real": 0.0}]
     text = audio.table(rows)
-    assert "| fsdd | 30 | 1 | 900 | 80.0% | 50% | 6.00 (75%) | 12.00 | 0.0% |" in text
+    assert "| fsdd | 30 | AMD EPYC | 1 | 900 | 80.0% | 50% | 6.00 (75%) | 12.00 | 0.0% |" in text
     assert text.index("FSDD test split (real) | - |") < text.index("| fsdd | 30 |")
     assert "| WaveGAN | 4.67 (51%) |" in text  # the 51% of real on SC09

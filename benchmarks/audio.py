@@ -64,12 +64,11 @@ def table(rows: list) -> str:
     out = ["| model | budget (min) | CPU | seeds | steps | digit read as itself | worst digit | Inception score "
            "(% of real) | FID (classifier features) | closer to a training clip than any test clip |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for m, b, rs, seeds in harness.budget_groups(rows):
+    for m, b, cpu, rs, seeds in harness.budget_groups(rows):
         mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
         worst = min(min(r["accuracy_per_class"]) for r in rs)
         steps = f"{mean('step'):,.0f}" if b else "-"
         score, share = mean("inception_score"), mean("inception_score") / mean("inception_score_real")
-        cpu = harness.cpu_label(rs[0]) if b else "-"
         out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {cpu} | {seeds} | {steps} | "
                    f"{mean('accuracy'):.1%} | {worst:.0%} | {score:.2f} ({share:.0%}) | {mean('fid'):.2f} | "
                    f"{mean('closer_than_real'):.1%} |")

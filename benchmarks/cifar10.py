@@ -186,7 +186,7 @@ def table(rows: list) -> str:
     out = ["| preset | budget (min) | CPU | seeds | steps | images/s | FID mean (min-max) | precision | recall "
            "| GAN-test | n |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for p, b, rs, seeds in harness.budget_groups(rows, "preset", also=("n",)):
+    for p, b, cpu, rs, seeds in harness.budget_groups(rows, "preset", also=("n",)):
         n = rs[-1].get("n")
         fid = [r["fid"] for r in rs]
         gt = [r["gan_test"] for r in rs if "gan_test" in r]
@@ -195,7 +195,7 @@ def table(rows: list) -> str:
             out.append(f"| {p} | - | - | - | - | - | {statistics.mean(fid):.1f} | {rs[-1]['precision']:.3f} | "
                        f"{rs[-1]['recall']:.3f} | {f'{acc:.1%} (test split)' if acc else '-'} | {n} |")
             continue
-        out.append(f"| {p} | {b / 60:g} | {harness.cpu_label(rs[0])} | {seeds} | "
+        out.append(f"| {p} | {b / 60:g} | {cpu} | {seeds} | "
                    f"{statistics.mean(r['step'] for r in rs):,.0f} | "
                    f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
                    f"({min(fid):.1f}-{max(fid):.1f}) | {statistics.mean(r['precision'] for r in rs):.3f} | "

@@ -57,13 +57,13 @@ def floor(train: str, ref, n: int) -> dict:
 def table(rows: list) -> str:
     out = ["| recipe | budget (min) | CPU | seeds | steps | images/s | FID mean (min-max) | precision | recall | n |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    for recipe, b, rs, seeds in harness.budget_groups(rows, "recipe", also=("n",)):
+    for recipe, b, cpu, rs, seeds in harness.budget_groups(rows, "recipe", also=("n",)):
         fid, n = [r["fid"] for r in rs], rs[0].get("n")
         pr = f"{statistics.mean(r['precision'] for r in rs):.3f} | {statistics.mean(r['recall'] for r in rs):.3f}"
         if b is None:
             out.append(f"| {recipe} | - | - | - | - | - | {statistics.mean(fid):.1f} | {pr} | {n} |")
             continue
-        out.append(f"| {recipe} | {b / 60:g} | {harness.cpu_label(rs[0])} | {seeds} | "
+        out.append(f"| {recipe} | {b / 60:g} | {cpu} | {seeds} | "
                    f"{statistics.mean(r['step'] for r in rs):,.0f} | "
                    f"{statistics.mean(r['images_per_s'] for r in rs):,.0f} | {statistics.mean(fid):.1f} "
                    f"({min(fid):.1f}-{max(fid):.1f}) | {pr} | {n} |")

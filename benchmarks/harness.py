@@ -209,11 +209,12 @@ def cpu_label(row: Dict[str, Any]) -> str:
 
 
 def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) -> list:
-    """[(group value, budget, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
+    """[(group value, budget, CPU, its rows, seeds)] for a table of rows averaged over seeds: the rows without a
     budget (floors, baselines) first, then by group, budget, CPU and the ``also`` fields. Rows with a budget
-    on different CPUs are kept apart (a minute buys a different number of steps on each host; the caller
-    shows :func:`cpu_label`), and so are rows that differ in an ``also`` field (e.g. ``n``); seeds counts
-    distinct seeds (a seed measured twice, as a repeat, is one seed), "-" for rows without a budget."""
+    on different CPUs are kept apart (a minute buys a different number of steps on each host; CPU is their
+    :func:`cpu_label`, "-" for rows without a budget), and so are rows that differ in an ``also`` field (e.g.
+    ``n``); seeds counts distinct seeds (a seed measured twice, as a repeat, is one seed), "-" for rows without
+    a budget."""
     def key(r):
         return (r[group], r.get("budget"), cpu_label(r) if r.get("budget") else "-", *(r.get(f) for f in also))
 
@@ -222,7 +223,7 @@ def budget_groups(rows: list, group: str = "model", also: Sequence[str] = ()) ->
     out = []
     for k in keys:
         rs = [r for r in rows if key(r) == k]
-        out.append((k[0], k[1], rs, len({r.get("seed") for r in rs}) if k[1] else "-"))
+        out.append((k[0], k[1], k[2], rs, len({r.get("seed") for r in rs}) if k[1] else "-"))
     return out
 
 
@@ -238,14 +239,13 @@ def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    timed = [r for r in rows if r.get("budget")]
-    cpus = {cpu_label(r) for r in timed}
-    for g, cpu in sorted({(r[group], cpu_label(r)) for r in timed}):
-        rs = [r for r in timed if r[group] == g and cpu_label(r) == cpu]
-        budgets = sorted({r["budget"] for r in rs})
-        ax.plot([b / 60 for b in budgets], [statistics.mean(r[value] for r in rs if r["budget"] == b)
-                                            for b in budgets], "o-",
-                label=label(g) + (f" ({cpu})" if len(cpus) > 1 else ""))
+    lines: Dict[tuple, list] = {}  # (group, CPU) -> [(budget, mean value)], budgets ascending
+    for g, b, cpu, rs, _ in budget_groups([r for r in rows if r.get("budget")], group):
+        lines.setdefault((g, cpu), []).append((b, statistics.mean(r[value] for r in rs)))
+    several = len({cpu for _, cpu in lines}) > 1
+    for (g, cpu), points in sorted(lines.items()):
+        ax.plot([b / 60 for b, _ in points], [v for _, v in points], "o-",
+                label=label(g) + (f" ({cpu})" if several else ""))
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel(ylabel)
     return fig, ax

@@ -160,11 +160,10 @@ def gan_curve(run_dir: Path, budgets, n: int, ref) -> list:
 def table(rows: list) -> str:
     out = ["| model | budget (min) | CPU | seeds | steps | JS-1 | JS-2 | JS-3 | JS-4 mean (min-max) | words in "
            "training vocabulary | novelty |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for m, b, rs, seeds in harness.budget_groups(rows):
+    for m, b, cpu, rs, seeds in harness.budget_groups(rows):
         js4 = [r["js_4"] for r in rs]
         mean = {k: statistics.mean(r[k] for r in rs) for k in ("js_1", "js_2", "js_3", "in_vocab", "novelty")}
         steps = f"{statistics.mean(r['step'] for r in rs):,.0f}" if b else "-"
-        cpu = harness.cpu_label(rs[0]) if b else "-"
         out.append(f"| {m} | {f'{b / 60:g}' if b else '-'} | {cpu} | {seeds} | {steps} | {mean['js_1']:.3f} | "
                    f"{mean['js_2']:.3f} | {mean['js_3']:.3f} | {statistics.mean(js4):.3f} ({min(js4):.3f}-"
                    f"{max(js4):.3f}) | {mean['in_vocab']:.1%} | {mean['novelty']:.1%} |")

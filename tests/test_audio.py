@@ -15,6 +15,8 @@ from ganforge.config import DataConfig, resolve_config
 from ganforge.data import load_dataset
 from ganforge.data.audio import fsdd_split, read_wav, resample
 from ganforge.models import build_discriminator, build_generator
+from ganforge.errors import GanforgeError
+from ganforge.models.stftgan import LogSpectrogram
 from ganforge.models.wavegan import PhaseShuffle
 
 FSDD = Path(__file__).parent / "data" / "fsdd"
@@ -75,6 +77,21 @@ def test_wavegan_shapes_and_phase_shuffle():
     assert all(torch.equal(s[0, 2:8] - s[0, 2:8][0], torch.arange(6.0)) for s in shifted)
 
 
+def test_stftgan_makes_clips_and_reads_their_spectrogram():
+    cfg = resolve_config("fsdd", overrides={"model.arch": "stftgan", "model.widths": [2]}).model
+    G, D = build_generator(cfg, (1, 8192), n_classes=3), build_discriminator(cfg, (1, 8192), n_classes=3)
+    x = G(torch.randn(2, cfg.z_dim), torch.tensor([0, 2]))
+    assert x.shape == (2, 1, 8192) and x.abs().max() <= 1
+    x = x.detach().requires_grad_()
+    (grad,) = torch.autograd.grad(D(x, torch.tensor([0, 2])).sum(), x, create_graph=True)
+    grad.pow(2).sum().backward()  # R1/R2 and WGAN-GP need D's gradient to be differentiable
+    tone = torch.sin(2 * math.pi * 20 / 256 * torch.arange(8192.0)).view(1, 1, -1)  # bin 20 of a 256-point STFT
+    power = LogSpectrogram()(tone)
+    assert power.shape == (1, 1, 128, 64) and (power[0, 0, :, 1:-1].argmax(0) == 20).all()
+    with pytest.raises(GanforgeError, match="multiple of 2048"):
+        build_generator(cfg, (1, 3000))
+
+
 @pytest.mark.slow
 def test_fsdd_trains_writes_spectrogram_grids_and_wavs(tmp_path):
     run = tmp_path / "run"
@@ -107,7 +124,7 @@ def test_bad_wavs_are_one_warning_each_and_nothing_usable_is_one_line(tmp_path, 
 def test_audio_with_an_image_preset_and_fsdd_offline_are_one_line(tmp_path, capsys):
     assert main(["train", "--preset", "mnist-conv", "--data", str(FSDD), "--steps", "1",
                  "--run-dir", str(tmp_path / "a")]) == 2
-    assert "needs model.arch wavegan" in capsys.readouterr().err
+    assert "needs model.arch wavegan or stftgan" in capsys.readouterr().err
     code = main(["train", "--preset", "fsdd", "--steps", "1", "--run-dir", str(tmp_path / "b"),
                  "--set", f"data.root={tmp_path}", "--set", "data.download=false"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -41,6 +41,24 @@ def test_char_nets_emit_a_softmax_per_position_that_d_reads():
     assert D(x).shape == (3,) and D(one_hot(torch.randint(5, (3, 12)), 5)).shape == (3,)
 
 
+def test_gumbel_g_emits_one_hot_samples_while_training_and_its_softmax_otherwise():
+    cfg = resolve_config("chars", overrides={"model.widths": [8], "model.blocks": 1, "model.gumbel": 0.5}).model
+    torch.manual_seed(0)
+    G, z = build_generator(cfg, (5, 12)), torch.randn(400, cfg.z_dim)
+    x = G(z)
+    assert torch.equal(x.detach().sum(1), torch.ones(400, 12)) and set(x.detach().unique().tolist()) == {0.0, 1.0}
+    x[:, 0].sum().backward()  # straight through: the softmax's gradient reaches G
+    assert G.output.weight.grad.abs().sum() > 0
+    G.eval()
+    with torch.no_grad():
+        p = G(z)
+    assert torch.allclose(p.sum(1), torch.ones(400, 12)) and 0 < p.min() and p.max() < 1
+    # the one-hot samples follow the softmax: each character's share within 0.05 of its mean probability
+    assert (x.detach().mean((0, 2)) - p.mean((0, 2))).abs().max() < 0.05
+    with pytest.raises(Exception, match="model.gumbel applies to model.arch chars"):
+        resolve_config("fsdd", overrides={"model.gumbel": 0.5})
+
+
 def test_js_divergence_and_word_share_by_hand():
     # P = {a: 1/2, b: 1/2}, Q = {a: 1}: M = {a: 3/4, b: 1/4};
     # KL(P||M) = 1/2 log2(2/3) + 1/2 log2(2), KL(Q||M) = log2(4/3); JS = their mean

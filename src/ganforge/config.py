@@ -51,7 +51,7 @@ class DataConfig:
     name: str = _opt("mnist5k", doc="mnist5k (embedded), mnist, fashion-mnist, cifar10 (torchvision's files "
                                     "under data.root), stacked-mnist (three mnist5k digits as R, G, B: 1,000 "
                                     "modes), gaussian-1d, ring-8, grid-25, a folder of images, a folder of WAV files "
-                                    "(model.arch wavegan), or text (model.arch chars): a UTF-8 file, or "
+                                    "(model.arch wavegan or stftgan), or text (model.arch chars): a UTF-8 file, or "
                                     "tinyshakespeare (karpathy/char-rnn's)")
     root: Optional[str] = _opt(None, doc="folder for downloaded/torchvision datasets (default ~/.cache/ganforge/data)")
     download: bool = _opt(True, doc="try to download mnist/fashion-mnist/cifar10/tinyshakespeare when missing")
@@ -79,12 +79,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet", "chars", "wavegan"),
+    arch: str = _opt("mlp", choices=("mlp", "dcgan", "resnet", "chars", "wavegan", "stftgan"),
                      doc="mlp; dcgan (Radford et al. 2016); resnet: R3GAN's normalisation-free residual nets "
                          "(Huang et al. 2024), sized by model.widths, model.blocks, model.group_channels; chars: "
                          "the 1-D residual CNNs of Gulrajani et al. 2017 for text, width model.widths[0], "
                          "model.blocks residual blocks; wavegan: WaveGAN (Donahue et al. 2019) for audio, "
-                         "model dim model.widths[0], phase shuffle model.phase_shuffle")
+                         "model dim model.widths[0], phase shuffle model.phase_shuffle; stftgan: audio through the "
+                         "STFT (G: a 2-D DCGAN emitting STFT coefficients, inverted to a waveform; D: 2-D "
+                         "convolutions on the clip's log spectrogram), width model.widths[0]")
     z_dim: int = _opt(100, min=1)
     g_hidden: Tuple[int, ...] = _opt((256, 256), min=1)
     z_dist: str = _opt("normal", choices=("normal", "uniform"), doc="z ~ N(0, I) or U(0, 1)^z_dim")
@@ -118,6 +120,8 @@ class ModelConfig:
                                    "feature map (Lucic et al. 2018's MNIST G: 1024); 0 = none")
     phase_shuffle: int = _opt(2, min=0, doc="wavegan: D shifts each layer's output by up to this many samples "
                                             "at random (WaveGAN's phase shuffle; 0 = off)")
+    gumbel: float = _opt(0.0, min=0.0, doc="chars: G emits straight-through Gumbel-softmax samples at this "
+                                           "temperature while training (0: its softmax, as the paper)")
     d_fc: int = _opt(0, min=0, doc="dcgan: width of a fully connected hidden layer between D's last feature "
                                    "map and its logit (Lucic et al. 2018: 1024); 0 = none")
 
@@ -678,6 +682,8 @@ def _validate_images(cfg: "Config") -> None:
         if d.image_size is not None and d.image_size not in DCGAN_SIZES:
             raise GanforgeError(f"model.arch {m.arch} needs data.image_size {', '.join(map(str, DCGAN_SIZES[:-1]))} "
                                 f"or {DCGAN_SIZES[-1]}, got {d.image_size}")
+    if m.gumbel and m.arch != "chars":
+        raise GanforgeError(f"model.gumbel applies to model.arch chars (text), not {m.arch}")
     if m.arch == "resnet":
         if m.d_norm != "none" or m.g_norm != "none" or m.g_fc or m.d_fc:
             raise GanforgeError("model.arch resnet is normalisation-free and has no fully connected layers: "

@@ -20,7 +20,7 @@ from .errors import GanforgeError
 from .logs import log
 from .metric_spec import columns, is_score, label
 from .metrics import real_baseline
-from .models import grid_labels
+from .models import ARCH_KIND, grid_labels
 from .report import grid_step, plot_curves, save_grid, save_toy_plot
 
 MAX_TIMELINE = 12
@@ -83,7 +83,7 @@ def _floor(run: Run, verbose: bool) -> Optional[Dict[str, Any]]:
     """The real-vs-real floor at the in-training evaluation's count (or None when no metric applies)."""
 
     toy = run.config.data.name in TOY_DATA
-    if run.config.model.arch in ("chars", "wavegan"):  # text and audio carry their real rows in their own metrics
+    if run.config.model.arch in ARCH_KIND:  # text and audio carry their real rows in their own metrics
         return None
     data = load_dataset(run.config.data)
     n = run.config.eval.n if toy else run.config.eval.n_train
@@ -100,7 +100,7 @@ def _players(run: Run, n: int = 8) -> str:
 
     from .data.audio import write_wav
 
-    if run.config.model.arch != "wavegan":
+    if ARCH_KIND.get(run.config.model.arch) != "audio":
         return ""
     try:
         gan = load(run.dir)

@@ -14,11 +14,13 @@ from .conditional import ConditionalGenerator, ProjectionDiscriminator
 from .dcgan import SIZES, DCGANDiscriminator, DCGANGenerator, dcgan_init
 from .mlp import MLPDiscriminator, MLPGenerator, minibatch_moments
 from .resnet import ResNetDiscriminator, ResNetGenerator, stage_widths
+from .stftgan import STFTDiscriminator, STFTGenerator, grid
 from .wavegan import WaveGANDiscriminator, WaveGANGenerator, base_length
 
 __all__ = ["class_labels", "matched_labels", "grid_labels", "interpolate_latents", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "dcgan_init",
            "ResNetGenerator", "ResNetDiscriminator",
-           "CharGenerator", "CharDiscriminator", "WaveGANGenerator", "WaveGANDiscriminator", "check_data_kind",
+           "CharGenerator", "CharDiscriminator", "WaveGANGenerator", "WaveGANDiscriminator", "STFTGenerator",
+           "STFTDiscriminator", "ARCH_KIND", "check_data_kind",
            "build_generator", "build_discriminator", "noise", "minibatch_moments", "spectral_normalise"]
 
 
@@ -46,33 +48,35 @@ def _seq_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]
 
 
 def _wave_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int]:
-    """(channels, length) of audio clips WaveGAN can make; else one clear error."""
+    """(channels, length) of audio clips ``cfg.arch`` can make; else one clear error."""
     if len(data_shape) != 2 or data_shape[0] != 1:
-        raise GanforgeError(f"model.arch wavegan reads mono audio (a folder of WAV files as --data), but the data's "
-                            f"shape is {list(data_shape)}")
+        raise GanforgeError(f"model.arch {cfg.arch} reads mono audio (a folder of WAV files as --data), but the "
+                            f"data's shape is {list(data_shape)}")
     try:
-        base_length(data_shape[1])
+        base_length(data_shape[1]) if cfg.arch == "wavegan" else grid(data_shape[1])
     except ValueError as e:
         raise GanforgeError(f"{e}; set data.audio_len") from None
     return data_shape[0], data_shape[1]
 
 
-NETS_OF = {"text": ("chars", "--preset chars"), "audio": ("wavegan", "--preset fsdd")}
+ARCH_KIND = {"chars": "text", "wavegan": "audio", "stftgan": "audio"}  # every other arch makes images
+NETS_OF = {"text": (("chars",), "--preset chars"), "audio": (("wavegan", "stftgan"), "--preset fsdd")}
 
 
 def check_data_kind(cfg, data) -> None:
     """Text and audio need their own nets and no image augmentation; those nets need their data: else one
     clear error."""
     kind = getattr(data, "kind", "image")
-    arch, preset = NETS_OF.get(kind, (None, None))
-    if arch is not None and cfg.model.arch != arch:
-        raise GanforgeError(f"data '{cfg.data.name}' is {kind}: it needs model.arch {arch} ({preset}), not "
-                            f"{cfg.model.arch}")
-    for other, (a, _) in NETS_OF.items():
-        if cfg.model.arch == a and kind != other:
-            source = "a UTF-8 file" if other == "text" else "a folder of WAV files"
-            raise GanforgeError(f"model.arch {a} reads {other} ({source} as --data); '{cfg.data.name}' is not {other}")
-    if arch is not None and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
+    archs, preset = NETS_OF.get(kind, (None, None))
+    if archs is not None and cfg.model.arch not in archs:
+        raise GanforgeError(f"data '{cfg.data.name}' is {kind}: it needs model.arch {' or '.join(archs)} ({preset}), "
+                            f"not {cfg.model.arch}")
+    other = ARCH_KIND.get(cfg.model.arch)
+    if other is not None and kind != other:
+        source = "a UTF-8 file" if other == "text" else "a folder of WAV files"
+        raise GanforgeError(f"model.arch {cfg.model.arch} reads {other} ({source} as --data); '{cfg.data.name}' is "
+                            f"not {other}")
+    if archs is not None and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
         raise GanforgeError(f"diffaugment, ada and data.augment transform images; turn them off for {kind}")
 
 
@@ -93,10 +97,13 @@ def build_generator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes: in
         channels, size = _conv_shape(cfg, data_shape)
         G = ResNetGenerator(z_in, size, channels, out=cfg.g_out, **_resnet_args(cfg))
     elif cfg.arch == "chars":
-        G = CharGenerator(z_in, *_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks)
+        G = CharGenerator(z_in, *_seq_shape(cfg, data_shape), width=cfg.widths[0], blocks=cfg.blocks,
+                          gumbel=cfg.gumbel)
     elif cfg.arch == "wavegan":
         channels, length = _wave_shape(cfg, data_shape)
         G = WaveGANGenerator(z_in, length, channels, d=cfg.widths[0])
+    elif cfg.arch == "stftgan":
+        G = STFTGenerator(z_in, _wave_shape(cfg, data_shape)[1], d=cfg.widths[0])
     else:
         G = _mlp_generator(cfg, data_shape, z_in)
     return ConditionalGenerator(G, n_classes) if n_classes else G
@@ -124,6 +131,9 @@ def build_discriminator(cfg: ModelConfig, data_shape: Tuple[int, ...], n_classes
     if cfg.arch == "wavegan":
         channels, length = _wave_shape(cfg, data_shape)
         D = WaveGANDiscriminator(length, channels, d=cfg.widths[0], phase_shuffle=cfg.phase_shuffle, leak=cfg.leak)
+        return ProjectionDiscriminator(D, n_classes) if n_classes else D
+    if cfg.arch == "stftgan":
+        D = STFTDiscriminator(_wave_shape(cfg, data_shape)[1], d=cfg.widths[0], leak=cfg.leak)
         return ProjectionDiscriminator(D, n_classes) if n_classes else D
 
     width = MLPDiscriminator.in_width(data_shape, cfg.d_input, cfg.d_pack)

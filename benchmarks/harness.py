@@ -252,9 +252,13 @@ def budget_curves(rows: list, group: str, value: str, ylabel: str, label=str):
 
 
 def save_curves(fig, ax, path: Path) -> None:
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    """The legend below the axes, long lever names wrapped, so that it never covers the curves."""
+    import textwrap
+
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [textwrap.fill(x, 90) for x in labels], fontsize=7, loc="upper left",
+              bbox_to_anchor=(0, -0.2))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def final_metrics(run) -> Dict[str, Any]:

@@ -14,8 +14,8 @@ from ganforge.cli import main
 from ganforge.config import DataConfig, resolve_config
 from ganforge.data import load_dataset
 from ganforge.data.audio import fsdd_split, read_wav, resample
-from ganforge.models import build_discriminator, build_generator
 from ganforge.errors import GanforgeError
+from ganforge.models import build_discriminator, build_generator
 from ganforge.models.stftgan import LogSpectrogram
 from ganforge.models.wavegan import PhaseShuffle
 

@@ -14,6 +14,7 @@ from ganforge.cli import main
 from ganforge.config import DataConfig, resolve_config
 from ganforge.data import load_dataset
 from ganforge.data.text import TextData, decode, one_hot
+from ganforge.errors import GanforgeError
 from ganforge.metrics.text import TextReference, inner_words, js_divergence, ngrams
 from ganforge.models import build_discriminator, build_generator
 
@@ -55,7 +56,7 @@ def test_gumbel_g_emits_one_hot_samples_while_training_and_its_softmax_otherwise
     assert torch.allclose(p.sum(1), torch.ones(400, 12)) and 0 < p.min() and p.max() < 1
     # the one-hot samples follow the softmax: each character's share within 0.05 of its mean probability
     assert (x.detach().mean((0, 2)) - p.mean((0, 2))).abs().max() < 0.05
-    with pytest.raises(Exception, match="model.gumbel applies to model.arch chars"):
+    with pytest.raises(GanforgeError, match="model.gumbel applies to model.arch chars"):
         resolve_config("fsdd", overrides={"model.gumbel": 0.5})
 
 

@@ -60,23 +60,23 @@ def _wave_shape(cfg: ModelConfig, data_shape: Tuple[int, ...]) -> Tuple[int, int
 
 
 ARCH_KIND = {"chars": "text", "wavegan": "audio", "stftgan": "audio"}  # every other arch makes images
-NETS_OF = {"text": (("chars",), "--preset chars"), "audio": (("wavegan", "stftgan"), "--preset fsdd")}
+PRESET_OF = {"text": "--preset chars", "audio": "--preset fsdd"}
 
 
 def check_data_kind(cfg, data) -> None:
     """Text and audio need their own nets and no image augmentation; those nets need their data: else one
     clear error."""
     kind = getattr(data, "kind", "image")
-    archs, preset = NETS_OF.get(kind, (None, None))
-    if archs is not None and cfg.model.arch not in archs:
-        raise GanforgeError(f"data '{cfg.data.name}' is {kind}: it needs model.arch {' or '.join(archs)} ({preset}), "
-                            f"not {cfg.model.arch}")
+    archs = [a for a, k in ARCH_KIND.items() if k == kind]
+    if archs and cfg.model.arch not in archs:
+        raise GanforgeError(f"data '{cfg.data.name}' is {kind}: it needs model.arch {' or '.join(archs)} "
+                            f"({PRESET_OF[kind]}), not {cfg.model.arch}")
     other = ARCH_KIND.get(cfg.model.arch)
     if other is not None and kind != other:
         source = "a UTF-8 file" if other == "text" else "a folder of WAV files"
         raise GanforgeError(f"model.arch {cfg.model.arch} reads {other} ({source} as --data); '{cfg.data.name}' is "
                             f"not {other}")
-    if archs is not None and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
+    if archs and (cfg.diffaugment.strip() or cfg.data.augment or cfg.ada_target):
         raise GanforgeError(f"diffaugment, ada and data.augment transform images; turn them off for {kind}")
 
 

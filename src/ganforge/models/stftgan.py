@@ -49,9 +49,9 @@ class LogSpectrogram(nn.Module):
 class STFTGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, length: int = 8192, d: int = 32, n_fft: int = N_FFT) -> None:
         super().__init__()
-        self.z_dim, self.d, self.length, self.n_fft, self.out_shape = z_dim, d, length, n_fft, (1, length)
-        self.freqs, self.frames = grid(length, n_fft)
-        self.base = (self.freqs // 2 ** UPSAMPLINGS, self.frames // 2 ** UPSAMPLINGS)
+        self.z_dim, self.length, self.n_fft, self.out_shape = z_dim, length, n_fft, (1, length)
+        freqs, frames = grid(length, n_fft)
+        self.base = (freqs // 2 ** UPSAMPLINGS, frames // 2 ** UPSAMPLINGS)
         widths = [8 * d, 4 * d, 2 * d, d, max(d // 2, 1)]
         self.fc = nn.Linear(z_dim, widths[0] * self.base[0] * self.base[1])
         layers = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
